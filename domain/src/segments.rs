@@ -310,7 +310,10 @@ impl Layout {
         let units: Vec<usize> = graphemes
             .iter()
             .map(|g| match encoding {
-                Encoding::Gsm7 => g.chars().map(|c| gsm7_septets(c).map_or(0, <[u8]>::len)).sum(),
+                Encoding::Gsm7 => g
+                    .chars()
+                    .map(|c| gsm7_septets(c).map_or(0, <[u8]>::len))
+                    .sum(),
                 Encoding::Ucs2 => g.encode_utf16().count(),
             })
             .collect();

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make bench`: smsdesk's speed beside Twilio's own tools, on the same inputs, in the same run.
+#  - segment counting (criterion) vs Twilio's JS calculator, on tools/bench/bodies.json;
+#  - X-Twilio-Signature validation of a 10-parameter status callback (criterion) vs twilio-python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '==> %s\n' "$*"; }
+
+bash scripts/tools.sh bench
+say "criterion: smsdesk's domain crate (release build)"
+cargo bench --locked -p domain --bench segments --bench signature -- --noplot
+say "Twilio's JS calculator on the same bodies"
+js=$(node tools/segment-calculator/bench.js)
+say "twilio-python's RequestValidator on the same callback"
+py=$(tools/bench/.venv/bin/python tools/bench/twilio_validator.py --raw)
+say "summary"
+JS="$js" PY="$py" python3 - <<'PY'
+import json, os, pathlib
+crit = pathlib.Path("target/criterion")
+def ns(group, name):
+    path = crit / group / name / "new" / "estimates.json"
+    return json.loads(path.read_text())["mean"]["point_estimate"]
+js = json.loads(os.environ["JS"])
+rows = []
+for body, label in (("gsm_160", "segments, 160-char GSM-7 body"), ("mixed_1600", "segments, 1,600-char mixed body with emoji")):
+    ours = ns("segments", body) / 1000
+    theirs = js[body]
+    rows.append((label, ours, "Twilio JS calculator", theirs))
+ours = ns("signature", "validate_form_10_params") / 1000
+rows.append(("signature check, 10-param status callback", ours, "twilio-python RequestValidator", float(os.environ["PY"])))
+for label, ours, other, theirs in rows:
+    print(f"{label:45} smsdesk {ours:10.3f} us   {other} {theirs:10.3f} us   x{theirs / ours:,.0f}")
+PY

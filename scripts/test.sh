@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test`: every check smsdesk has, stage by stage, with a summary line for each.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+results=()
+failed=0
+passed=0
+stage() {
+  local name=$1; shift
+  printf '\n==> %s: %s\n' "$name" "$*"
+  local start=$SECONDS
+  if "$@"; then
+    results+=("$(printf 'PASS  %-10s %4ss' "$name" $((SECONDS - start)))")
+    passed=$((passed + 1))
+  else
+    results+=("$(printf 'FAIL  %-10s %4ss' "$name" $((SECONDS - start)))")
+    failed=$((failed + 1))
+    [ "${CI:-}" = "true" ] || [ "${KEEP_GOING:-}" = "1" ] || summary_and_exit
+  fi
+}
+summary_and_exit() {
+  printf '\n==> summary\n'
+  printf '%s\n' "${results[@]}"
+  printf 'stages: %d passed, %d failed\n' "$passed" "$failed"
+  [ "$failed" -eq 0 ] && exit 0 || exit 1
+}
+
+stage tools   bash scripts/tools.sh test
+stage fmt     cargo fmt --all --check
+stage clippy  cargo clippy --workspace --all-targets --locked -- -D warnings
+stage wasm    cargo check -p domain --target wasm32-unknown-unknown --no-default-features --locked
+stage tests   cargo test --workspace --locked
+summary_and_exit

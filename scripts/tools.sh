@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what smsdesk's build and tests need and this machine may lack. Each step says what it
+# does and does nothing when the tool is already there, so a second run costs seconds.
+# Everything comes from the package registries (crates.io, npm, PyPI, Debian): nothing else is reachable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*"; }
+
+need_rust() {
+  command -v cargo >/dev/null || { echo "cargo is missing: install Rust with rustup first" >&2; exit 1; }
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+      say "installing the Rust component $component"
+      rustup component add "$component"
+    fi
+  done
+  if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+    say "installing the wasm32-unknown-unknown target (the console's counter runs in the browser)"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+# Twilio's own segment calculator, the oracle of the differential test and the benchmark (dev only).
+need_calculator() {
+  command -v node >/dev/null || { echo "node is missing: apt-get install -y nodejs npm" >&2; exit 1; }
+  local dir=tools/segment-calculator
+  if [ ! -f "$dir/node_modules/sms-segments-calculator/package.json" ] ||
+     ! grep -q '"version": "1.3.0"' "$dir/node_modules/sms-segments-calculator/package.json"; then
+    say "installing Twilio's segment calculator (npm sms-segments-calculator@1.3.0) into $dir"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+}
+
+# A Python virtual environment from a requirements file, rebuilt when the file changes.
+need_venv() {
+  local dir=$1 what=$2
+  local stamp="$dir/.venv/.requirements"
+  if [ ! -x "$dir/.venv/bin/python" ] || ! cmp -s "$dir/requirements.txt" "$stamp"; then
+    say "installing $what into $dir/.venv (PyPI)"
+    rm -rf "$dir/.venv"
+    python3 -m venv "$dir/.venv"
+    "$dir/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$dir/requirements.txt"
+    cp "$dir/requirements.txt" "$stamp"
+  fi
+}
+
+case "${1:-test}" in
+  rust) need_rust ;;
+  test)
+    need_rust
+    need_calculator
+    need_venv tools/phone-oracle "Google's libphonenumber (Python port), the phone number oracle"
+    ;;
+  bench)
+    need_rust
+    need_calculator
+    need_venv tools/bench "twilio-python, to time its signature validator"
+    ;;
+  *) echo "usage: $0 [rust|test|bench]" >&2; exit 2 ;;
+esac

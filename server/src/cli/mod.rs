@@ -1,0 +1,100 @@
+//! The command line: tools for operators and scripts. Commands print JSON on standard output, so
+//! scripts and other languages can use the exact rules smsdesk applies.
+
+mod phone;
+mod segments;
+
+use std::io::{self, BufRead, Read, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "smsdesk",
+    version,
+    about = "smsdesk: a self-hosted SMS operations console for Twilio"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Counts the segments of a message body as Twilio bills them.
+    ///
+    /// Reads the body on standard input exactly as given (a trailing newline counts: use
+    /// `printf '%s'` rather than `echo`) and prints one JSON object. With --jsonl, reads JSON lines
+    /// {"text": "...", "smart": true|false} and prints one object per line.
+    Segments(segments::Args),
+    /// Parses a phone number into E.164 with its region and type.
+    ///
+    /// Reads one number on standard input and prints one JSON object. With --jsonl, reads JSON
+    /// lines {"input": "...", "region": "US"} and prints one object per line.
+    Phone(phone::Args),
+}
+
+impl Cli {
+    pub fn run(self) -> ExitCode {
+        let result = match self.command {
+            Command::Segments(args) => args.run(),
+            Command::Phone(args) => args.run(),
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                // The CLI's own error output: one line saying what went wrong.
+                let _ = writeln!(io::stderr(), "smsdesk: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+/// Reads all of standard input as UTF-8 text.
+fn read_stdin() -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    io::stdin().read_to_end(&mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "standard input is not UTF-8 text (invalid byte at offset {}): save the text as UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Applies `answer` to each non-blank JSON line of standard input and prints one JSON line each,
+/// flushing as it goes so a caller can stream. A line that is not valid JSON for `T` gets an
+/// error object of its own; the other lines are still answered.
+fn for_each_json_line<T: serde::de::DeserializeOwned>(
+    mut answer: impl FnMut(T) -> serde_json::Value,
+) -> anyhow::Result<()> {
+    let stdin = io::stdin();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    for (number, line) in stdin.lock().lines().enumerate() {
+        let line = line.map_err(|e| anyhow::anyhow!("reading line {}: {e}", number + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value = match serde_json::from_str::<T>(&line) {
+            Ok(request) => answer(request),
+            Err(e) => {
+                serde_json::json!({ "error": format!("line {}: not a valid request: {e}", number + 1) })
+            }
+        };
+        serde_json::to_writer(&mut out, &value)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints one JSON value on its own line.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}

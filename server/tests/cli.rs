@@ -1,0 +1,128 @@
+//! The `smsdesk` command line, run as a script would run it: bytes in, JSON out.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+fn smsdesk(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smsdesk"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("smsdesk starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("smsdesk ran")
+}
+
+fn json_lines(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .expect("UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn segments_counts_a_body_read_exactly_from_stdin() {
+    let out = smsdesk(&["segments"], "Hi “there” 😜\n".as_bytes());
+    assert!(out.status.success());
+    assert_eq!(
+        json_lines(&out),
+        vec![json!({
+            "encoding": "UCS-2",
+            "segments": 1,
+            "characters": 13,
+            "unicode_scalars": 13,
+            "non_gsm": ["“", "”", "😜"],
+            "smart_text": "Hi “there” 😜\n",
+        })]
+    );
+}
+
+#[test]
+fn segments_smart_sends_look_alikes_as_gsm7() {
+    let out = smsdesk(&["segments", "--smart"], "Hi “there” – ok".as_bytes());
+    let answer = &json_lines(&out)[0];
+    assert_eq!(answer["encoding"], "GSM-7");
+    assert_eq!(answer["smart_text"], "Hi \"there\" - ok");
+    assert_eq!(answer["non_gsm"], json!([]));
+}
+
+#[test]
+fn segments_jsonl_answers_every_line_even_after_a_bad_one() {
+    let long = "a".repeat(1_601);
+    let input = format!(
+        "{}\nnot json\n{}\n\n{}\n",
+        json!({"text": "{".repeat(81), "smart": false}),
+        json!({"text": long}),
+        json!({"text": "“x”", "smart": true}),
+    );
+    let out = smsdesk(&["segments", "--jsonl"], input.as_bytes());
+    assert!(out.status.success());
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 4);
+    assert_eq!(
+        (lines[0]["characters"].clone(), lines[0]["segments"].clone()),
+        (json!(162), json!(2))
+    );
+    assert!(lines[1]["error"].as_str().unwrap().contains("line 2"));
+    assert!(
+        lines[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("1601 characters")
+    );
+    assert_eq!(lines[3]["smart_text"], "\"x\"");
+}
+
+#[test]
+fn segments_rejects_a_body_over_the_limit_with_an_error_object() {
+    let out = smsdesk(&["segments"], "a".repeat(1_601).as_bytes());
+    assert!(!out.status.success());
+    assert!(
+        json_lines(&out)[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1600")
+    );
+}
+
+#[test]
+fn segments_says_what_is_wrong_with_input_that_is_not_utf8() {
+    let out = smsdesk(&["segments"], b"abc\xff");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+}
+
+#[test]
+fn phone_parses_a_national_number_with_the_default_region() {
+    let out = smsdesk(&["phone", "--region", "US"], b"(415) 555-2671\n");
+    assert!(out.status.success());
+    let answer = &json_lines(&out)[0];
+    assert_eq!(answer["valid"], true);
+    assert_eq!(answer["e164"], "+14155552671");
+    assert_eq!(answer["region"], "US");
+}
+
+#[test]
+fn phone_jsonl_reports_invalid_numbers_with_a_reason() {
+    let input = format!(
+        "{}\n{}\n",
+        json!({"input": "+61 412 345 678"}),
+        json!({"input": "not a number", "region": "US"}),
+    );
+    let lines = json_lines(&smsdesk(&["phone", "--jsonl"], input.as_bytes()));
+    assert_eq!(lines[0]["e164"], "+61412345678");
+    assert_eq!(lines[0]["region"], "AU");
+    assert_eq!(lines[0]["type"], "mobile");
+    assert_eq!(lines[1]["valid"], false);
+    assert!(!lines[1]["error"].as_str().unwrap().is_empty());
+}
