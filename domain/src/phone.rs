@@ -18,18 +18,18 @@
 //!   (`1-800-FLOWERS`), extensions (`x123`), `tel:` URIs, a second `+`, tabs, non-ASCII digits.
 //!   All of these separators are libphonenumber punctuation, so nothing accepted here is refused
 //!   there for its characters.
-//! - **`+` input** is read with no default region (the region cannot change it) and must come
-//!   out digit for digit: E.164 digits == the digits typed. `+44 (0)7400 123456` is refused with
-//!   the reading `+447400123456` offered, not silently fixed; `+78005553535` stays itself.
-//! - **National input** needs a default region. Accepted forms: the national significant number
-//!   (NSN) alone, the national prefix or carrier code the region's metadata strips before it
-//!   (`(415) 555-2671`, `1 415 555 2671` in US; `07400 123456` in GB; `0412 345 678` in AU;
-//!   `0151 23456789` in DE), or the region's country code before it (`44 7400 123456`). The rule:
-//!   the NSN libphonenumber finds must be a *suffix* of the digits typed. Metadata rules that
-//!   *insert* digits are refused: Argentina's `15` mobile rewrite (`011 15 2345-6789` becomes
-//!   `+54 9 11 2345-6789`) and the NANP islands' 7-digit local numbers that get an area code.
+//! - **`+` input** is read with no default region (the region cannot change it).
+//! - **National input** needs a default region: `(415) 555-2671` in US, `07400 123456` in GB,
+//!   `0412 345 678` in AU, `0151 23456789` in DE, or the region's country code typed without `+`.
+//! - **Readings are libphonenumber's.** Where it strips a trunk prefix written after the country
+//!   code (`+44 (0)7400 123456` is `+447400123456`, `+7 8 800 ...` is `+7800...`) or applies a
+//!   region's own dialling rule (Argentina's `15` mobile form, a NANP island's 7-digit local
+//!   number getting its area code), smsdesk reads the number as libphonenumber does: that is
+//!   the number a person dialling those digits in that country reaches. What smsdesk refuses is
+//!   the `phonenumber` crate's own misreadings, which this port does not make (the differential
+//!   test holds it to libphonenumber on every accepted number).
 //! - **International prefix** (`00`, `011`, ... of the default region, as libphonenumber reads
-//!   it) is accepted like `+`: the digits after it must be the E.164 digits.
+//!   it) is accepted like `+`.
 //! - **Length.** E.164 allows 15 digits; libphonenumber calls a few longer toll-free and
 //!   fixed numbers valid (Japan, Indonesia, Germany). Twilio cannot send to them: refused.
 //! - **Default region** must be an upper-case ISO 3166 alpha-2 code libphonenumber knows
@@ -115,16 +115,19 @@ pub enum PhoneError {
     UnknownCountryCode { digits: String },
     /// Fewer digits than any number of the region (`region` when known; `min_digits` counts
     /// the digits after the country code).
-    TooShort { region: Option<String>, min_digits: Option<u16> },
+    TooShort {
+        region: Option<String>,
+        min_digits: Option<u16>,
+    },
     /// More digits than any number of the region, or than E.164's 15.
-    TooLong { region: Option<String>, max_digits: Option<u16> },
+    TooLong {
+        region: Option<String>,
+        max_digits: Option<u16>,
+    },
     /// A possible length, but no number range of the region matches.
     NotValidForRegion { region: String },
     /// The default region is not an upper-case ISO 3166 alpha-2 code libphonenumber knows.
     InvalidDefaultRegion { given: String },
-    /// libphonenumber reads it as a valid number whose digits differ from those typed
-    /// (`+44 (0)7400 123456`, Argentina's `15`, a missing NANP area code): smsdesk does not guess.
-    Rewritten { reads_as: String },
 }
 
 impl fmt::Display for PhoneError {
@@ -193,12 +196,6 @@ impl fmt::Display for PhoneError {
                 "{given:?} is not a region smsdesk knows: use a two-letter ISO 3166 code in \
                  capitals, such as US or GB"
             ),
-            PhoneError::Rewritten { reads_as } => write!(
-                f,
-                "as typed, this would be dialled as {reads_as}, which is not the digits you \
-                 entered (a national prefix such as (0) after the country code, or digits the \
-                 number lacks): if {reads_as} is right, enter it exactly like that"
-            ),
         }
     }
 }
@@ -228,30 +225,19 @@ impl PhoneNumber {
     /// `default_region` (ISO 3166 alpha-2, upper case, e.g. `"US"`) reads national input such as
     /// `(415) 555-2671`; input starting with `+` ignores it. See the module docs for the rules.
     pub fn parse(input: &str, default_region: Option<&str>) -> Result<PhoneNumber, PhoneError> {
-        let default_meta = match default_region {
-            None => None,
-            Some(given) => Some(region_metadata(given).ok_or_else(|| {
-                PhoneError::InvalidDefaultRegion {
-                    given: given.to_owned(),
-                }
-            })?),
-        };
+        let default_meta =
+            match default_region {
+                None => None,
+                Some(given) => Some(region_metadata(given).ok_or_else(|| {
+                    PhoneError::InvalidDefaultRegion {
+                        given: given.to_owned(),
+                    }
+                })?),
+            };
         let typed = scan(input)?;
         let read = read_country_code(&typed, default_meta)?;
         let nsn = strip_national_prefix_if_possible(read.country_code, read.national, read.meta)?;
         let number = validate(read.country_code, &nsn)?;
-
-        let digits_after_code = &number.e164[1..];
-        let literal = match read.source {
-            Source::Plus => typed.digits == digits_after_code,
-            Source::InternationalPrefix { after } => &typed.digits[after..] == digits_after_code,
-            Source::CountryCodeWithoutPlus | Source::DefaultRegion => typed.digits.ends_with(&nsn),
-        };
-        if !literal {
-            return Err(PhoneError::Rewritten {
-                reads_as: number.e164,
-            });
-        }
         Ok(number)
     }
 
@@ -431,22 +417,9 @@ fn scan(input: &str) -> Result<Typed, PhoneError> {
 // ---------------------------------------------------------------------------------------------
 // libphonenumber's parse, over the crate's metadata.
 
-/// Where the country code came from (libphonenumber's `CountryCodeSource`).
-#[derive(Clone, Copy)]
-enum Source {
-    Plus,
-    /// The default region's international prefix; `after` is where the country code starts.
-    InternationalPrefix {
-        after: usize,
-    },
-    CountryCodeWithoutPlus,
-    DefaultRegion,
-}
-
 struct Read {
     country_code: u16,
     national: String,
-    source: Source,
     /// The metadata libphonenumber strips the national prefix with: the main region of the
     /// country code, or the default region for plain national input.
     meta: &'static Metadata,
@@ -458,7 +431,7 @@ fn read_country_code(
     default_meta: Option<&'static Metadata>,
 ) -> Result<Read, PhoneError> {
     let digits = typed.digits.as_str();
-    let international = |after: usize, source: Source| {
+    let international = |after: usize| {
         let rest = &digits[after..];
         if rest.len() <= MIN_NSN {
             return Err(PhoneError::TooShort {
@@ -473,19 +446,18 @@ fn read_country_code(
         Ok(Read {
             country_code,
             national: national.to_owned(),
-            source,
             meta: main_metadata(country_code),
         })
     };
     if typed.plus {
-        return international(0, Source::Plus);
+        return international(0);
     }
     let meta = default_meta.ok_or(PhoneError::MissingCountry)?;
     if let Some(idd) = meta.international_prefix()
         && let Some(end) = prefix_end(idd.as_str(), digits)
         && !digits[end..].starts_with('0')
     {
-        return international(end, Source::InternationalPrefix { after: end });
+        return international(end);
     }
 
     let country_code = meta.country_code();
@@ -502,7 +474,6 @@ fn read_country_code(
             return Ok(Read {
                 country_code,
                 national: potential,
-                source: Source::CountryCodeWithoutPlus,
                 meta: main_metadata(country_code),
             });
         }
@@ -510,7 +481,6 @@ fn read_country_code(
     Ok(Read {
         country_code,
         national: digits.to_owned(),
-        source: Source::DefaultRegion,
         meta,
     })
 }
@@ -523,7 +493,10 @@ fn strip_national_prefix_if_possible(
 ) -> Result<String, PhoneError> {
     let too_short = || PhoneError::TooShort {
         region: Some(main_metadata(country_code).id().to_owned()),
-        min_digits: general_lengths(main_metadata(country_code)).national.first().copied(),
+        min_digits: general_lengths(main_metadata(country_code))
+            .national
+            .first()
+            .copied(),
     };
     if national.len() < MIN_NSN {
         return Err(too_short());
@@ -540,7 +513,10 @@ fn strip_national_prefix_if_possible(
     if nsn.len() > MAX_NSN {
         return Err(PhoneError::TooLong {
             region: Some(main_metadata(country_code).id().to_owned()),
-            max_digits: general_lengths(main_metadata(country_code)).national.last().copied(),
+            max_digits: general_lengths(main_metadata(country_code))
+                .national
+                .last()
+                .copied(),
         });
     }
     Ok(nsn)
@@ -829,11 +805,15 @@ fn international_groups(country_code: u16, region: &str, nsn: &str) -> Vec<Strin
 // once, anchored, through the crate's regex cache (the only regex engine `domain` can reach),
 // and keep it here.
 
+/// Byte ranges of a match's groups (group 0 is the whole match).
 type Spans = Vec<Option<(usize, usize)>>;
+type IsMatch = Box<dyn Fn(&str) -> bool + Send + Sync>;
+type Captures = Box<dyn Fn(&str) -> Option<Spans> + Send + Sync>;
 
+/// The regex type lives in a crate `domain` does not depend on, so it is kept inside closures.
 struct Compiled {
-    is_match: Box<dyn Fn(&str) -> bool + Send + Sync>,
-    captures: Box<dyn Fn(&str) -> Option<Spans> + Send + Sync>,
+    is_match: IsMatch,
+    captures: Captures,
 }
 
 static COMPILED: LazyLock<Mutex<HashMap<String, Arc<Compiled>>>> =
@@ -900,7 +880,11 @@ fn prefix_captures(pattern: &str, text: &str) -> Option<Spans> {
 
 /// Where a `lookingAt()` match ends.
 fn prefix_end(pattern: &str, text: &str) -> Option<usize> {
-    prefix_captures(pattern, text)?.first().copied().flatten().map(|(_, end)| end)
+    prefix_captures(pattern, text)?
+        .first()
+        .copied()
+        .flatten()
+        .map(|(_, end)| end)
 }
 
 /// Substitutes `$1`..`$9` in a metadata rule (`"9$1"`, `"$1 $2 $3"`) with captured groups.
@@ -965,7 +949,10 @@ mod tests {
     fn national_prefixes_are_dropped_and_the_rest_kept() {
         assert_eq!(ok("1 415 555 2671", Some("US")).e164(), "+14155552671");
         let uk = ok("07400 123456", Some("GB"));
-        assert_eq!((uk.e164(), uk.kind()), ("+447400123456", NumberKind::Mobile));
+        assert_eq!(
+            (uk.e164(), uk.kind()),
+            ("+447400123456", NumberKind::Mobile)
+        );
         assert_eq!(ok("0412 345 678", Some("AU")).e164(), "+61412345678");
         assert_eq!(ok("0151 23456789", Some("DE")).e164(), "+4915123456789");
         assert_eq!(ok("06 12 34 56 78", Some("FR")).e164(), "+33612345678");
@@ -975,7 +962,10 @@ mod tests {
     #[test]
     fn international_prefix_of_the_default_region_reads_like_plus() {
         assert_eq!(ok("011 44 7400 123456", Some("US")).e164(), "+447400123456");
-        assert_eq!(ok("00 49 151 23456789", Some("GB")).e164(), "+4915123456789");
+        assert_eq!(
+            ok("00 49 151 23456789", Some("GB")).e164(),
+            "+4915123456789"
+        );
     }
 
     #[test]
@@ -985,7 +975,10 @@ mod tests {
         assert_eq!((number.e164(), number.region()), ("+4915123456789", "DE"));
         // The crate drops the 8 here.
         let ru = ok("+78005553535", None);
-        assert_eq!((ru.e164(), ru.kind()), ("+78005553535", NumberKind::TollFree));
+        assert_eq!(
+            (ru.e164(), ru.kind()),
+            ("+78005553535", NumberKind::TollFree)
+        );
     }
 
     #[test]
@@ -1037,7 +1030,10 @@ mod tests {
             PhoneError::NotANumber { character: '\t' }
         );
         let message = err("+1 415 555 267l", None).to_string();
-        assert!(message.contains("'l'") && message.contains("letter"), "{message}");
+        assert!(
+            message.contains("'l'") && message.contains("letter"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -1117,21 +1113,17 @@ mod tests {
     }
 
     #[test]
-    fn rewrites_are_refused_with_the_reading_offered() {
-        assert_eq!(
-            err("+44 (0)7400 123456", None),
-            PhoneError::Rewritten {
-                reads_as: "+447400123456".into()
-            }
-        );
-        // Argentina's national mobile form inserts a 9.
-        assert_eq!(
-            err("011 15 2345 6789", Some("AR")),
-            PhoneError::Rewritten {
-                reads_as: "+5491123456789".into()
-            }
-        );
-        assert!(err("+7 8 800 555 35 35", None).to_string().contains("+78005553535"));
+    fn trunk_prefixes_and_regional_rules_are_read_as_libphonenumber_reads_them() {
+        let e164 = |input: &str, region: Option<&str>| {
+            PhoneNumber::parse(input, region)
+                .expect("a valid number")
+                .e164()
+                .to_owned()
+        };
+        assert_eq!(e164("+44 (0)7400 123456", None), "+447400123456");
+        assert_eq!(e164("+7 8 800 555 35 35", None), "+78005553535");
+        // Argentina's national mobile form: 15 after the area code becomes 9 before it.
+        assert_eq!(e164("011 15 2345 6789", Some("AR")), "+5491123456789");
     }
 
     #[test]
@@ -1143,7 +1135,11 @@ mod tests {
 
     #[test]
     fn kinds_serialise_in_snake_case() {
-        for kind in [NumberKind::FixedLineOrMobile, NumberKind::TollFree, NumberKind::Uan] {
+        for kind in [
+            NumberKind::FixedLineOrMobile,
+            NumberKind::TollFree,
+            NumberKind::Uan,
+        ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
             assert_eq!(serde_json::from_str::<NumberKind>(&json).unwrap(), kind);
@@ -1156,13 +1152,21 @@ mod tests {
         assert_eq!(serde_json::to_string(&number).unwrap(), "\"+14155552671\"");
         let back: PhoneNumber = serde_json::from_str("\"+14155552671\"").unwrap();
         assert_eq!(back, number);
-        for bad in ["\"14155552671\"", "\"+1 415 555 2671\"", "\"+0123456789\"", "\"+12\""] {
+        for bad in [
+            "\"14155552671\"",
+            "\"+1 415 555 2671\"",
+            "\"+0123456789\"",
+            "\"+12\"",
+        ] {
             assert!(serde_json::from_str::<PhoneNumber>(bad).is_err(), "{bad}");
         }
         assert!(serde_json::from_str::<PhoneNumber>("\"+9991234567\"").is_err());
         // Shape only: an unassigned range still loads, so old rows stay readable.
         let stored: PhoneNumber = serde_json::from_str("\"+10115552671\"").unwrap();
-        assert_eq!((stored.region(), stored.kind()), ("US", NumberKind::Unknown));
+        assert_eq!(
+            (stored.region(), stored.kind()),
+            ("US", NumberKind::Unknown)
+        );
     }
 
     #[test]
@@ -1170,7 +1174,11 @@ mod tests {
         for meta in DATABASE.iter() {
             if let Some(&min) = general_lengths(meta).national.first() {
                 let shortest = digit_count(meta.country_code()) + usize::from(min);
-                assert!(shortest >= MIN_E164_DIGITS, "{} allows {shortest}", meta.id());
+                assert!(
+                    shortest >= MIN_E164_DIGITS,
+                    "{} allows {shortest}",
+                    meta.id()
+                );
             }
         }
     }
@@ -1204,7 +1212,11 @@ mod tests {
 
     #[test]
     fn nearly_every_metadata_example_is_accepted() {
-        assert!(EXAMPLES.len() > 400, "only {} examples parse", EXAMPLES.len());
+        assert!(
+            EXAMPLES.len() > 400,
+            "only {} examples parse",
+            EXAMPLES.len()
+        );
     }
 
     fn separated(digits: &str, cuts: &[(usize, usize)]) -> String {

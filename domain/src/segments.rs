@@ -70,7 +70,7 @@ impl std::fmt::Display for Encoding {
 }
 
 /// Why a body cannot be sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum BodyError {
     #[error(
         "the message is {chars} characters long; Twilio accepts at most {max} (Twilio recommends at most 320): shorten it or split it into several messages",
@@ -94,6 +94,11 @@ pub fn smart_replacement(c: char) -> Option<&'static str> {
         .binary_search_by_key(&c, |&(k, _)| k)
         .ok()
         .map(|i| tables::SMART[i].1)
+}
+
+/// Every look-alike smart encoding replaces, with its replacement, in code point order.
+pub fn smart_replacements() -> impl Iterator<Item = (char, &'static str)> {
+    tables::SMART.iter().copied()
 }
 
 /// The body as Twilio's smart encoding would send it: look-alikes replaced one code point at a time.
@@ -278,7 +283,7 @@ impl SegmentedMessage {
 }
 
 /// True when a grapheme is one GSM-7 character (the calculator's test: one UTF-16 unit in the table).
-fn is_gsm7_grapheme(g: &str) -> bool {
+pub fn is_gsm7_grapheme(g: &str) -> bool {
     let mut chars = g.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) => c.len_utf16() == 1 && gsm7_septets(c).is_some(),
