@@ -3,6 +3,7 @@
 //! Every number a dispatcher, a compliance officer or finance sees starts here. The server and the
 //! browser run the same code, so what the editor shows is what gets billed.
 
+pub mod access;
 pub mod errors;
 pub mod keywords;
 pub mod money;

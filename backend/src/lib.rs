@@ -1,0 +1,8 @@
+//! What smsdesk does: storage, users, the audit log, templates. No Leptos: the console (`app`)
+//! and the binary (`server`) call into this crate, and its tests need no browser.
+
+pub mod audit;
+pub mod db;
+pub mod sessions;
+pub mod templates;
+pub mod users;

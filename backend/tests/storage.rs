@@ -1,0 +1,299 @@
+//! Users, sign-in, the audit log and templates against a real database: every test runs on
+//! SQLite and on PostgreSQL.
+
+mod common;
+
+use backend::audit::{self, Actor, Filter};
+use backend::db::{Db, now_micros};
+use backend::templates::{self, TemplateStoreError};
+use backend::users::{self, AuthError, UserError};
+use domain::access::Role;
+use domain::template::TemplateKey;
+use secrecy::SecretString;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+async fn admin(db: &Db) -> users::User {
+    users::create(
+        db,
+        &Actor::cli(),
+        "admin@safeshipper.com",
+        secret(PASSWORD),
+        Role::Admin,
+    )
+    .await
+    .expect("admin created")
+}
+
+async fn the_right_password_signs_in_and_a_wrong_one_does_not(db: Db) {
+    let created = admin(&db).await;
+    let now = now_micros();
+    let user = users::authenticate(&db, " Admin@SafeShipper.com ", secret(PASSWORD), now)
+        .await
+        .expect("signs in");
+    assert_eq!(user.id, created.id);
+    assert_eq!(user.role, Role::Admin);
+    let wrong =
+        users::authenticate(&db, "admin@safeshipper.com", secret("wrong password!"), now).await;
+    assert!(matches!(wrong, Err(AuthError::InvalidCredentials)));
+    let unknown = users::authenticate(&db, "nobody@safeshipper.com", secret(PASSWORD), now).await;
+    assert!(matches!(unknown, Err(AuthError::InvalidCredentials)));
+}
+on_both!(the_right_password_signs_in_and_a_wrong_one_does_not);
+
+async fn repeated_failures_slow_down_then_lock_the_account(db: Db) {
+    admin(&db).await;
+    let email = "admin@safeshipper.com";
+    let mut now = now_micros();
+    let second = 1_000_000;
+    for _ in 0..3 {
+        let r = users::authenticate(&db, email, secret("wrong password!"), now).await;
+        assert!(matches!(r, Err(AuthError::InvalidCredentials)));
+    }
+    // Third failure: the next attempt must wait a second, even with the right password.
+    let r = users::authenticate(&db, email, secret(PASSWORD), now).await;
+    assert!(matches!(r, Err(AuthError::TooFast { seconds: 1 })), "{r:?}");
+    now += second;
+    let r = users::authenticate(&db, email, secret("wrong password!"), now).await;
+    assert!(matches!(r, Err(AuthError::InvalidCredentials)));
+    now += 2 * second;
+    let r = users::authenticate(&db, email, secret("wrong password!"), now).await;
+    assert!(matches!(r, Err(AuthError::Locked { minutes: 15 })), "{r:?}");
+    let message = users::authenticate(&db, email, secret(PASSWORD), now + 60 * second)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("locked for 14 more minute"), "{message}");
+    // After the lock, the right password works again.
+    let later = now + users::LOCK_FOR.as_micros() as i64;
+    users::authenticate(&db, email, secret(PASSWORD), later)
+        .await
+        .expect("signs in after the lock");
+}
+on_both!(repeated_failures_slow_down_then_lock_the_account);
+
+async fn disabled_users_cannot_sign_in_and_their_sessions_end(db: Db) {
+    let boss = admin(&db).await;
+    let actor = Actor::user(boss.id, &boss.email);
+    let dispatcher = users::create(
+        &db,
+        &actor,
+        "dispatch@safeshipper.com",
+        secret(PASSWORD),
+        Role::Dispatcher,
+    )
+    .await
+    .expect("created");
+    let disabled = users::set_disabled(&db, &actor, dispatcher.id, true)
+        .await
+        .expect("disabled");
+    assert!(disabled.disabled);
+    assert!(disabled.session_epoch > dispatcher.session_epoch);
+    let r = users::authenticate(
+        &db,
+        "dispatch@safeshipper.com",
+        secret(PASSWORD),
+        now_micros(),
+    )
+    .await;
+    assert!(matches!(r, Err(AuthError::Disabled)));
+    // An admin cannot lock themselves out.
+    let own = users::set_disabled(&db, &actor, boss.id, true).await;
+    assert!(matches!(own, Err(UserError::SelfChange(_))));
+}
+on_both!(disabled_users_cannot_sign_in_and_their_sessions_end);
+
+async fn a_new_password_replaces_the_old_and_ends_other_sessions(db: Db) {
+    let boss = admin(&db).await;
+    let changed = users::set_password(&db, &Actor::cli(), boss.id, secret("a brand new password"))
+        .await
+        .expect("changed");
+    assert!(changed.session_epoch > boss.session_epoch);
+    let now = now_micros();
+    assert!(
+        users::authenticate(&db, &boss.email, secret(PASSWORD), now)
+            .await
+            .is_err()
+    );
+    users::authenticate(&db, &boss.email, secret("a brand new password"), now)
+        .await
+        .expect("the new password works");
+    let short = users::set_password(&db, &Actor::cli(), boss.id, secret("short")).await;
+    assert!(matches!(short, Err(UserError::WeakPassword)));
+}
+on_both!(a_new_password_replaces_the_old_and_ends_other_sessions);
+
+async fn user_rules_refuse_bad_input_with_reasons(db: Db) {
+    admin(&db).await;
+    let taken = users::create(
+        &db,
+        &Actor::cli(),
+        "ADMIN@safeshipper.com",
+        secret(PASSWORD),
+        Role::Finance,
+    )
+    .await;
+    assert!(matches!(taken, Err(UserError::EmailTaken(_))));
+    let bad = users::create(
+        &db,
+        &Actor::cli(),
+        "not-an-email",
+        secret(PASSWORD),
+        Role::Finance,
+    )
+    .await;
+    assert!(matches!(bad, Err(UserError::BadEmail(_))));
+    assert_eq!(users::count(&db).await.unwrap(), 1);
+}
+on_both!(user_rules_refuse_bad_input_with_reasons);
+
+async fn every_change_lands_in_the_audit_log_with_before_and_after(db: Db) {
+    let boss = admin(&db).await;
+    let actor = Actor::user(boss.id, &boss.email);
+    let user = users::create(
+        &db,
+        &actor,
+        "finance@safeshipper.com",
+        secret(PASSWORD),
+        Role::Finance,
+    )
+    .await
+    .unwrap();
+    users::set_role(&db, &actor, user.id, Role::Compliance)
+        .await
+        .unwrap();
+    users::set_password(&db, &actor, user.id, secret("another long password"))
+        .await
+        .unwrap();
+
+    let entries = audit::list(&db, &Filter::default()).await.unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["user.password", "user.role", "user.create", "user.create"]
+    );
+    let role_change = &entries[1];
+    assert_eq!(role_change.actor_email, "admin@safeshipper.com");
+    assert_eq!(role_change.target, format!("user:{}", user.id));
+    assert!(
+        role_change
+            .before_json
+            .as_deref()
+            .unwrap()
+            .contains("\"finance\"")
+    );
+    assert!(
+        role_change
+            .after_json
+            .as_deref()
+            .unwrap()
+            .contains("\"compliance\"")
+    );
+    assert!(
+        !entries[0]
+            .after_json
+            .as_deref()
+            .unwrap()
+            .contains("another long password")
+    );
+
+    let by_admin = audit::list(
+        &db,
+        &Filter {
+            actor: Some("ADMIN@".into()),
+            ..Filter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_admin.len(), 3);
+    let roles_only = audit::list(
+        &db,
+        &Filter {
+            action: Some("user.role".into()),
+            ..Filter::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(roles_only.len(), 1);
+}
+on_both!(every_change_lands_in_the_audit_log_with_before_and_after);
+
+async fn templates_are_seeded_once_and_edited_with_an_audit_trail(db: Db) {
+    assert_eq!(templates::seed_defaults(&db).await.unwrap(), 5);
+    assert_eq!(templates::seed_defaults(&db).await.unwrap(), 0);
+    let all = templates::list(&db).await.unwrap();
+    assert_eq!(all.len(), 5);
+
+    let actor = Actor::user(1, "dispatch@safeshipper.com");
+    let copy = templates::duplicate(
+        &db,
+        &actor,
+        "shipment_created",
+        TemplateKey::parse("shipment_created_copy").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        copy.template.body(),
+        all.iter()
+            .find(|t| t.template.key().as_str() == "shipment_created")
+            .unwrap()
+            .template
+            .body()
+    );
+    let again = templates::duplicate(
+        &db,
+        &actor,
+        "shipment_created",
+        TemplateKey::parse("shipment_created_copy").unwrap(),
+    )
+    .await;
+    assert!(matches!(again, Err(TemplateStoreError::KeyTaken(_))));
+
+    let mut renamed = domain::template::TemplateParts::from(copy.template.clone());
+    renamed.key = TemplateKey::parse("shipment_ready").unwrap();
+    let renamed = domain::template::Template::new(renamed).unwrap();
+    let stored = templates::update(&db, &actor, "shipment_created_copy", &renamed)
+        .await
+        .unwrap();
+    assert_eq!(stored.template.key().as_str(), "shipment_ready");
+    assert_eq!(stored.updated_by, "dispatch@safeshipper.com");
+    assert!(
+        templates::get(&db, "shipment_created_copy")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    templates::delete(&db, &actor, "shipment_ready")
+        .await
+        .unwrap();
+    assert!(matches!(
+        templates::delete(&db, &actor, "shipment_ready").await,
+        Err(TemplateStoreError::NotFound(_))
+    ));
+    let trail: Vec<String> = audit::list(
+        &db,
+        &Filter {
+            action: Some("template.".into()),
+            ..Filter::default()
+        },
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .filter(|e| e.actor_email == "dispatch@safeshipper.com")
+    .map(|e| e.action)
+    .collect();
+    assert_eq!(
+        trail,
+        ["template.delete", "template.update", "template.create"]
+    );
+}
+on_both!(templates_are_seeded_once_and_edited_with_an_audit_trail);
