@@ -85,17 +85,34 @@ impl TestDb {
         }
     }
 
-    /// Closes the pool and drops the PostgreSQL database.
+    /// Closes the pool (the PostgreSQL database goes when the value is dropped).
     pub async fn cleanup(self) {
         self.db.close().await;
-        if let Some(name) = &self.postgres_name {
-            let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
-                .await
-                .expect("reconnect to drop the test database");
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .expect("drop test database");
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops the PostgreSQL database even when the test panicked: on a thread of its own, since
+    /// drop cannot await.
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else {
+            return;
+        };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(_))) {
+            eprintln!("could not drop a test database; drop smsdesk_test_* databases by hand");
         }
     }
 }
