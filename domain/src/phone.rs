@@ -210,13 +210,20 @@ impl std::error::Error for PhoneError {}
 /// (region from its country code, kind `unknown`), so a metadata update cannot make old rows
 /// unreadable. Validation happens once, in [`PhoneNumber::parse`], when a number is entered.
 ///
-/// `Debug` and `Display` show the full number: log [`PhoneNumber::masked`] instead.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// `Display` shows the full number (for sending); `Debug` shows the masked form, so a number
+/// that reaches a log line through `{:?}` is not exposed.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PhoneNumber {
     e164: String,
     country_code: u16,
     region: &'static str,
     kind: NumberKind,
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PhoneNumber").field(&self.masked()).finish()
+    }
 }
 
 impl PhoneNumber {

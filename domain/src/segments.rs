@@ -136,7 +136,8 @@ pub struct NonGsmChar {
     /// Its byte range in the analysed text.
     pub start: usize,
     pub end: usize,
-    /// What smart encoding would send instead, when some of its code points have a look-alike.
+    /// What smart encoding would send instead, when that is GSM-7 (so the replacement keeps
+    /// the message in GSM-7 as far as this character goes).
     pub replacement: Option<String>,
 }
 
@@ -157,8 +158,9 @@ pub struct Segment {
     pub has_header: bool,
 }
 
-/// Everything the editor and the biller need to know about a body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything the editor and the biller need to know about a body. Built only by
+/// [`SegmentedMessage::analyze`] (serialized for display, never deserialized).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SegmentedMessage {
     encoding: Encoding,
     text: String,
@@ -202,7 +204,8 @@ impl SegmentedMessage {
                     index: i,
                     start: offsets[i],
                     end: offsets[i + 1],
-                    replacement: (replaced != *g).then_some(replaced),
+                    replacement: (replaced != *g && graphemes_are_gsm7(&replaced))
+                        .then_some(replaced),
                 }
             })
             .collect();
@@ -280,6 +283,11 @@ impl SegmentedMessage {
             .last()
             .map_or(0, |s| s.capacity.saturating_sub(s.units))
     }
+}
+
+/// True when every grapheme of the text is a GSM-7 character.
+fn graphemes_are_gsm7(text: &str) -> bool {
+    graphemes(text).all(is_gsm7_grapheme)
 }
 
 /// True when a grapheme is one GSM-7 character (the calculator's test: one UTF-16 unit in the table).
@@ -476,6 +484,15 @@ mod tests {
             vec![("“", 3, Some("\"")), ("”", 7, Some("\"")), ("😜", 9, None)]
         );
         assert_eq!(&m.text()[m.non_gsm()[2].start..m.non_gsm()[2].end], "😜");
+    }
+
+    #[test]
+    fn a_replacement_is_offered_only_when_it_is_gsm7() {
+        // The zero-width non-joiner is dropped by smart encoding, but the emoji stays UCS-2.
+        let m = seg("😜\u{200c}");
+        assert!(m.non_gsm().iter().all(|c| c.replacement.is_none()));
+        let m = seg("–");
+        assert_eq!(m.non_gsm()[0].replacement.as_deref(), Some("-"));
     }
 
     #[test]
