@@ -6,3 +6,5 @@ pub mod db;
 pub mod sessions;
 pub mod templates;
 pub mod users;
+#[cfg(feature = "testing")]
+pub mod testing;

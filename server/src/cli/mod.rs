@@ -1,8 +1,10 @@
 //! The command line: tools for operators and scripts. Commands print JSON on standard output, so
 //! scripts and other languages can use the exact rules smsdesk applies.
 
+mod admin;
 mod phone;
 mod segments;
+mod serve;
 
 use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
@@ -17,11 +19,21 @@ use clap::{Parser, Subcommand};
 )]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Settings for `serve`, the default command.
+    #[command(flatten)]
+    serve: crate::settings::ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Starts the console and API (the default).
+    Serve,
+    /// Brings the database schema up to date and exits.
+    Migrate(admin::MigrateArgs),
+    /// Manages users from the command line.
+    #[command(subcommand)]
+    User(admin::UserCommand),
     /// Counts the segments of a message body as Twilio bills them.
     ///
     /// Reads the body on standard input exactly as given (a trailing newline counts: use
@@ -38,8 +50,11 @@ enum Command {
 impl Cli {
     pub fn run(self) -> ExitCode {
         let result = match self.command {
-            Command::Segments(args) => args.run(),
-            Command::Phone(args) => args.run(),
+            None | Some(Command::Serve) => serve::run(self.serve),
+            Some(Command::Migrate(args)) => admin::migrate(args),
+            Some(Command::User(command)) => admin::user(command),
+            Some(Command::Segments(args)) => args.run(),
+            Some(Command::Phone(args)) => args.run(),
         };
         match result {
             Ok(code) => code,

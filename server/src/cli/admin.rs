@@ -1,0 +1,85 @@
+//! Operator commands: `smsdesk migrate` and `smsdesk user create`.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use backend::audit::Actor;
+use backend::db::Db;
+use domain::access::Role;
+use secrecy::SecretString;
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The database to migrate (as for `serve`).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/smsdesk.db")]
+    database_url: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Creates a user; the password is read from standard input (one line).
+    Create(CreateUserArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateUserArgs {
+    #[arg(long)]
+    email: String,
+    /// admin, dispatcher, compliance or finance.
+    #[arg(long)]
+    role: Role,
+    /// Read the password from standard input (required: passwords never go on the command line).
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/smsdesk.db")]
+    database_url: String,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let db = Db::connect(&args.database_url)
+            .await
+            .context("opening the database (DATABASE_URL)")?;
+        db.migrate().await.context("migrating the database")?;
+        println!("{} database is up to date", db.backend_name());
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
+    let UserCommand::Create(args) = command;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
+    runtime()?.block_on(async {
+        let db = Db::connect(&args.database_url)
+            .await
+            .context("opening the database (DATABASE_URL)")?;
+        db.migrate().await.context("migrating the database")?;
+        match backend::users::create(&db, &Actor::cli(), &args.email, password, args.role).await {
+            Ok(user) => {
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({"id": user.id, "email": user.email, "role": user.role}),
+                )?;
+                writeln!(out)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                writeln!(std::io::stderr(), "smsdesk: {e}")?;
+                Ok(ExitCode::from(2))
+            }
+        }
+    })
+}

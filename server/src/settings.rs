@@ -1,0 +1,341 @@
+//! Settings: from the environment and `.env`, with Twilio's own names where they exist. Every
+//! setting is checked at start-up; a missing or malformed one stops smsdesk with a sentence that
+//! names it and shows a good value. `smsdesk serve --help` lists them all.
+
+use std::net::SocketAddr;
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+/// The settings as given (`clap` reads the flags and the environment).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Where the data lives: a SQLite file (`sqlite://data/smsdesk.db`, the default) or a
+    /// PostgreSQL database shared by several instances (`postgres://user@host/smsdesk`).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/smsdesk.db")]
+    pub database_url: String,
+    /// Address and port to listen on. Port 0 picks a free port (the start-up line gives it).
+    #[arg(long, env = "SMSDESK_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: String,
+    /// The address people and Twilio reach smsdesk at (`https://sms.example.com`); webhook
+    /// signatures are checked against it and cookies are `Secure` when it is https.
+    /// Default: `http://` + the listen address.
+    #[arg(long, env = "SMSDESK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Key that encrypts phone numbers at rest: 32 random bytes, base64 (`openssl rand -base64 32`).
+    #[arg(long, env = "SMSDESK_DATA_KEY", hide_env_values = true)]
+    pub data_key: Option<String>,
+    /// Key that signs session cookies: 64 random bytes, base64 (`openssl rand -base64 64`).
+    #[arg(long, env = "SMSDESK_SESSION_SECRET", hide_env_values = true)]
+    pub session_secret: Option<String>,
+    /// E-mail of the first admin, created when there is no user yet.
+    #[arg(long, env = "SMSDESK_ADMIN_EMAIL", default_value = "admin@localhost.localdomain")]
+    pub admin_email: String,
+    /// Password of the first admin; when unset, one is generated and printed once.
+    #[arg(long, env = "SMSDESK_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Twilio Account SID (`AC` + 32 hex). Without it smsdesk sends through its simulator.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token (signs Twilio's webhooks; authenticates to Twilio unless an API key is set).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+    /// Sender number in E.164 (`+15005550006`).
+    #[arg(long, env = "TWILIO_PHONE_NUMBER")]
+    pub twilio_phone_number: Option<String>,
+    /// Messaging Service SID (`MG` + 32 hex), used instead of a sender number when set.
+    #[arg(long, env = "TWILIO_MESSAGING_SERVICE_SID")]
+    pub twilio_messaging_service_sid: Option<String>,
+    /// API key SID (`SK` + 32 hex) and secret, to authenticate instead of the auth token.
+    #[arg(long, env = "TWILIO_API_KEY_SID")]
+    pub twilio_api_key_sid: Option<String>,
+    #[arg(long, env = "TWILIO_API_KEY_SECRET", hide_env_values = true)]
+    pub twilio_api_key_secret: Option<String>,
+    /// Twilio's API base URL (default `https://api.twilio.com`).
+    #[arg(long, env = "TWILIO_API_BASE_URL", default_value = "https://api.twilio.com")]
+    pub twilio_api_base_url: String,
+    /// Send through the built-in simulator even when Twilio credentials are set.
+    #[arg(long, env = "SMSDESK_SIMULATOR", default_value_t = false)]
+    pub simulator: bool,
+}
+
+/// A setting that stops start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}. A good value looks like {example}")]
+pub struct SettingError {
+    pub name: &'static str,
+    pub problem: String,
+    pub example: &'static str,
+}
+
+fn bad(name: &'static str, problem: impl Into<String>, example: &'static str) -> SettingError {
+    SettingError {
+        name,
+        problem: problem.into(),
+        example,
+    }
+}
+
+/// Twilio credentials, when smsdesk sends for real.
+#[derive(Debug, Clone)]
+pub struct TwilioSettings {
+    pub account_sid: String,
+    pub auth_token: Option<SecretString>,
+    pub phone_number: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    pub api_key: Option<(String, SecretString)>,
+    pub api_base_url: String,
+}
+
+/// Checked settings.
+#[derive(Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
+    pub data_key: SecretBox<[u8; 32]>,
+    pub session_secret: SecretBox<[u8; 64]>,
+    pub admin_email: String,
+    pub admin_password: Option<SecretString>,
+    /// `None` when sending through the simulator.
+    pub twilio: Option<TwilioSettings>,
+}
+
+fn check_sid(
+    name: &'static str,
+    value: &str,
+    prefix: &str,
+    example: &'static str,
+) -> Result<(), SettingError> {
+    let ok = value.len() == 34
+        && value.starts_with(prefix)
+        && value[2..].chars().all(|c| c.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            name,
+            format!("{value:?} is not {prefix} followed by 32 hexadecimal digits"),
+            example,
+        ))
+    }
+}
+
+fn key<const N: usize>(
+    name: &'static str,
+    value: Option<&str>,
+    example: &'static str,
+) -> Result<SecretBox<[u8; N]>, SettingError> {
+    let value = value.ok_or_else(|| bad(name, "is not set (make run writes one into .env)", example))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| bad(name, "is not base64", example))?;
+    let array: [u8; N] = bytes.try_into().map_err(|b: Vec<u8>| {
+        bad(
+            name,
+            format!("decodes to {} bytes, not {N}", b.len()),
+            example,
+        )
+    })?;
+    Ok(SecretBox::new(Box::new(array)))
+}
+
+impl ServeArgs {
+    /// Checks every setting; the first problem stops start-up.
+    pub fn check(self) -> Result<Settings, SettingError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            bad(
+                "SMSDESK_LISTEN",
+                format!("{:?} is not an address and port", self.listen),
+                "127.0.0.1:3000 (or 0.0.0.0:3000 to listen on every interface)",
+            )
+        })?;
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(bad(
+                "DATABASE_URL",
+                format!("{:?} is neither SQLite nor PostgreSQL", self.database_url),
+                "sqlite://data/smsdesk.db or postgres://smsdesk@db.internal/smsdesk",
+            ));
+        }
+        let public_url = match self.public_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                let rest = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"))
+                    .filter(|rest| !rest.is_empty() && !rest.contains(['?', '#', ' ']))
+                    .ok_or_else(|| {
+                        bad(
+                            "SMSDESK_PUBLIC_URL",
+                            format!("{url:?} is not an http(s) address"),
+                            "https://sms.safeshipper.com",
+                        )
+                    })?;
+                let _ = rest;
+                Some(url.trim_end_matches('/').to_owned())
+            }
+        };
+        let data_key = key::<32>(
+            "SMSDESK_DATA_KEY",
+            self.data_key.as_deref(),
+            "the output of `openssl rand -base64 32`",
+        )?;
+        let session_secret = key::<64>(
+            "SMSDESK_SESSION_SECRET",
+            self.session_secret.as_deref(),
+            "the output of `openssl rand -base64 64 | tr -d '\\n'`",
+        )?;
+        if let Some(p) = &self.admin_password
+            && p.chars().count() < backend::users::MIN_PASSWORD_CHARS
+        {
+            return Err(bad(
+                "SMSDESK_ADMIN_PASSWORD",
+                format!(
+                    "is shorter than {} characters",
+                    backend::users::MIN_PASSWORD_CHARS
+                ),
+                "a passphrase such as 'tanker-violet-harbour-42'",
+            ));
+        }
+        let twilio = match (&self.twilio_account_sid, self.simulator) {
+            (Some(sid), false) => {
+                check_sid("TWILIO_ACCOUNT_SID", sid, "AC", "AC followed by 32 hex digits, from the Twilio console")?;
+                if let Some(mg) = &self.twilio_messaging_service_sid {
+                    check_sid("TWILIO_MESSAGING_SERVICE_SID", mg, "MG", "MG followed by 32 hex digits")?;
+                }
+                let api_key = match (&self.twilio_api_key_sid, &self.twilio_api_key_secret) {
+                    (Some(id), Some(secret)) => {
+                        check_sid("TWILIO_API_KEY_SID", id, "SK", "SK followed by 32 hex digits")?;
+                        Some((id.clone(), SecretString::from(secret.clone())))
+                    }
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(bad("TWILIO_API_KEY_SECRET", "is missing while TWILIO_API_KEY_SID is set", "the secret shown once when the API key was created"));
+                    }
+                    (None, Some(_)) => {
+                        return Err(bad("TWILIO_API_KEY_SID", "is missing while TWILIO_API_KEY_SECRET is set", "SK followed by 32 hex digits"));
+                    }
+                };
+                if api_key.is_none() && self.twilio_auth_token.is_none() {
+                    return Err(bad(
+                        "TWILIO_AUTH_TOKEN",
+                        "is missing: set it (or TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET), or unset TWILIO_ACCOUNT_SID to use the simulator",
+                        "the 32-character auth token from the Twilio console",
+                    ));
+                }
+                if self.twilio_phone_number.is_none() && self.twilio_messaging_service_sid.is_none() {
+                    return Err(bad(
+                        "TWILIO_PHONE_NUMBER",
+                        "is missing: smsdesk needs a sender number or TWILIO_MESSAGING_SERVICE_SID",
+                        "+15005550006",
+                    ));
+                }
+                Some(TwilioSettings {
+                    account_sid: sid.clone(),
+                    auth_token: self.twilio_auth_token.clone().map(SecretString::from),
+                    phone_number: self.twilio_phone_number.clone(),
+                    messaging_service_sid: self.twilio_messaging_service_sid.clone(),
+                    api_key,
+                    api_base_url: self.twilio_api_base_url.trim_end_matches('/').to_owned(),
+                })
+            }
+            _ => None,
+        };
+        Ok(Settings {
+            database_url: self.database_url,
+            listen,
+            public_url,
+            data_key,
+            session_secret,
+            admin_email: self.admin_email,
+            admin_password: self.admin_password.map(SecretString::from),
+            twilio,
+        })
+    }
+}
+
+impl Settings {
+    /// Whether session cookies must be `Secure`.
+    pub fn https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The session cookie signing key.
+    pub fn cookie_key(&self) -> tower_sessions::cookie::Key {
+        tower_sessions::cookie::Key::from(self.session_secret.expose_secret())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut all = vec![
+            "smsdesk",
+            "--data-key",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "--session-secret",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",
+        ];
+        all.extend_from_slice(extra);
+        Wrapper::try_parse_from(all).expect("flags parse").args
+    }
+
+    #[test]
+    fn defaults_are_sqlite_on_localhost_with_the_simulator() {
+        let s = args(&[]).check().expect("valid");
+        assert_eq!(s.database_url, "sqlite://data/smsdesk.db");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:3000");
+        assert!(s.twilio.is_none());
+        assert!(!s.https());
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_with_an_example() {
+        let e = args(&["--listen", "localhost"]).check().unwrap_err();
+        assert_eq!(e.name, "SMSDESK_LISTEN");
+        assert!(e.to_string().contains("127.0.0.1:3000"));
+        let e = args(&["--data-key", "c2hvcnQ="]).check().unwrap_err();
+        assert_eq!(e.name, "SMSDESK_DATA_KEY");
+        assert!(e.to_string().contains("decodes to 5 bytes, not 32"));
+        let e = args(&["--twilio-account-sid", "AC123"]).check().unwrap_err();
+        assert_eq!(e.name, "TWILIO_ACCOUNT_SID");
+        let e = args(&["--public-url", "sms.example.com"]).check().unwrap_err();
+        assert_eq!(e.name, "SMSDESK_PUBLIC_URL");
+        let e = args(&["--database-url", "mysql://x"]).check().unwrap_err();
+        assert_eq!(e.name, "DATABASE_URL");
+    }
+
+    #[test]
+    fn twilio_credentials_switch_off_the_simulator_unless_asked() {
+        let sid = "AC0123456789abcdef0123456789abcdef";
+        let real = args(&["--twilio-account-sid", sid, "--twilio-auth-token", "t0ken", "--twilio-phone-number", "+15005550006"]);
+        assert!(real.clone().check().unwrap().twilio.is_some());
+        let mut simulated = real;
+        simulated.simulator = true;
+        assert!(simulated.check().unwrap().twilio.is_none());
+        let e = args(&["--twilio-account-sid", sid, "--twilio-phone-number", "+15005550006"]).check().unwrap_err();
+        assert_eq!(e.name, "TWILIO_AUTH_TOKEN");
+    }
+
+    #[test]
+    fn https_public_urls_make_cookies_secure() {
+        let s = args(&["--public-url", "https://sms.safeshipper.com/"]).check().unwrap();
+        assert!(s.https());
+        assert_eq!(s.public_url.as_deref(), Some("https://sms.safeshipper.com"));
+    }
+}

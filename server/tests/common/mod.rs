@@ -1,0 +1,171 @@
+//! `spawn_app`: the real smsdesk on port 0 with a fresh database (SQLite or PostgreSQL), and a
+//! client with a cookie jar that talks to it over HTTP like a browser would.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use backend::testing::{Backend, TestDb};
+use secrecy::{SecretBox, SecretString};
+use serde_json::Value;
+use server::settings::Settings;
+use server::startup::Application;
+
+pub const ADMIN_EMAIL: &str = "admin@safeshipper.test";
+pub const ADMIN_PASSWORD: &str = "first admin password";
+pub const PASSWORD: &str = "a long enough password";
+
+/// Declares a test twice, once per backend: `super::name(Backend)`.
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(backend::testing::Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(backend::testing::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub db: backend::db::Db,
+    _database: TestDb,
+}
+
+/// A browser-like client: keeps cookies, sends `Sec-Fetch-Site: same-origin` like a page of the
+/// console would, does not follow redirects (tests look at them).
+pub struct Client {
+    pub http: reqwest::Client,
+    base: String,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let database = TestDb::new(backend).await;
+    let settings = Settings {
+        database_url: database.url(),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        public_url: None,
+        data_key: SecretBox::new(Box::new([7u8; 32])),
+        session_secret: SecretBox::new(Box::new([9u8; 64])),
+        admin_email: ADMIN_EMAIL.to_owned(),
+        admin_password: Some(SecretString::from(ADMIN_PASSWORD)),
+        twilio: None,
+    };
+    let app = Application::build(settings).await.expect("smsdesk builds");
+    let address = app.address();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        db: database.db.clone(),
+        _database: database,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A new browser with an empty cookie jar.
+    pub fn client(&self) -> Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("sec-fetch-site", "same-origin".parse().expect("header"));
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+            base: format!("http://{}", self.address),
+        }
+    }
+
+    /// A browser signed in as a new user with this role (or the first admin).
+    pub async fn signed_in(&self, role: domain::access::Role) -> Client {
+        let email = if role == domain::access::Role::Admin {
+            ADMIN_EMAIL.to_owned()
+        } else {
+            let email = format!("{role}@safeshipper.test");
+            backend::users::create(
+                &self.db,
+                &backend::audit::Actor::cli(),
+                &email,
+                SecretString::from(PASSWORD),
+                role,
+            )
+            .await
+            .expect("user created");
+            email
+        };
+        let password = if role == domain::access::Role::Admin { ADMIN_PASSWORD } else { PASSWORD };
+        let client = self.client();
+        let answer = client.login(&email, password).await;
+        assert_eq!(answer.status, 200, "sign-in failed: {}", answer.text);
+        client
+    }
+}
+
+impl Client {
+    async fn answer(response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.expect("body");
+        Answer { status, location, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        Self::answer(self.http.get(format!("{}{path}", self.base)).send().await.expect("GET")).await
+    }
+
+    /// Calls a server function with form-encoded arguments (Leptos' default encoding).
+    pub async fn call(&self, endpoint: &str, form: &[(&str, &str)]) -> Answer {
+        let response = self
+            .http
+            .post(format!("{}/api/{endpoint}", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
+        Self::answer(response).await
+    }
+
+    /// Calls a server function that takes JSON.
+    pub async fn call_json(&self, endpoint: &str, body: &Value) -> Answer {
+        let response = self
+            .http
+            .post(format!("{}/api/{endpoint}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        Self::answer(response).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Answer {
+        self.call("login", &[("email", email), ("password", password)]).await
+    }
+}

@@ -1,0 +1,267 @@
+//! The console over HTTP, as a browser uses it: sign-in, lockout, CSRF, sessions that end, and
+//! every server function and page against every role. Each test runs on SQLite and PostgreSQL.
+
+mod common;
+
+use backend::testing::Backend;
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app};
+use domain::access::Role;
+use serde_json::json;
+
+async fn health_and_readiness_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = app.client();
+    assert_eq!(client.get("/healthz").await.status, 200);
+    let ready = client.get("/readyz").await;
+    assert_eq!((ready.status, ready.text.as_str()), (200, "ready"));
+}
+on_both!(health_and_readiness_answer);
+
+async fn signing_in_starts_a_session_and_signing_out_ends_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = app.client();
+    assert_eq!(client.call("whoami", &[]).await.json(), json!(null));
+    let answer = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json()["role"], "admin");
+    assert_eq!(client.call("whoami", &[]).await.json()["email"], ADMIN_EMAIL);
+    assert_eq!(client.call("list_users", &[]).await.status, 200);
+    assert_eq!(client.call("logout", &[]).await.status, 200);
+    assert_eq!(client.call("whoami", &[]).await.json(), json!(null));
+    assert_eq!(client.call("list_users", &[]).await.status, 401);
+}
+on_both!(signing_in_starts_a_session_and_signing_out_ends_it);
+
+async fn a_wrong_password_is_refused_without_saying_whether_the_user_exists(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = app.client();
+    let wrong = client.login(ADMIN_EMAIL, "not the password").await;
+    let unknown = client.login("nobody@safeshipper.test", "not the password").await;
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert!(wrong.text.contains("wrong e-mail or password"), "{}", wrong.text);
+    assert_eq!(wrong.text, unknown.text);
+    assert_eq!(client.call("whoami", &[]).await.json(), json!(null));
+}
+on_both!(a_wrong_password_is_refused_without_saying_whether_the_user_exists);
+
+async fn repeated_failures_slow_down_then_lock_the_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = app.client();
+    for _ in 0..3 {
+        assert_eq!(client.login(ADMIN_EMAIL, "guess").await.status, 401);
+    }
+    let throttled = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(throttled.status, 401);
+    assert!(throttled.text.contains("wait 1 second"), "{}", throttled.text);
+
+    // Arrange the fifth failure without waiting out the throttle: four failures on record.
+    let reset = match &app.db {
+        backend::db::Db::Sqlite(pool) => sqlx_reset(pool).await,
+        backend::db::Db::Postgres(pool) => sqlx_reset_pg(pool).await,
+    };
+    assert_eq!(reset, 1);
+    let locked = client.login(ADMIN_EMAIL, "guess").await;
+    assert_eq!(locked.status, 401);
+    assert!(locked.text.contains("locked for 15 more minute"), "{}", locked.text);
+    let still = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert!(still.text.contains("locked"), "the right password does not open a locked account: {}", still.text);
+}
+on_both!(repeated_failures_slow_down_then_lock_the_account);
+
+const FOUR_FAILURES: &str =
+    "UPDATE users SET failed_logins = 4, locked_until = NULL WHERE email = 'admin@safeshipper.test'";
+
+async fn sqlx_reset(pool: &sqlx::SqlitePool) -> u64 {
+    sqlx::query(FOUR_FAILURES).execute(pool).await.expect("update").rows_affected()
+}
+
+async fn sqlx_reset_pg(pool: &sqlx::PgPool) -> u64 {
+    sqlx::query(FOUR_FAILURES).execute(pool).await.expect("update").rows_affected()
+}
+
+async fn cross_site_posts_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bare = reqwest::Client::new();
+    let form = [("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)];
+    let cross_site = bare
+        .post(app.url("/api/login"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let foreign_origin = bare
+        .post(app.url("/api/login"))
+        .header("origin", "http://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign_origin.status(), 403);
+    assert!(foreign_origin.text().await.unwrap().contains("Refused"));
+    let own_origin = bare
+        .post(app.url("/api/login"))
+        .header("origin", format!("http://{}", app.address))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own_origin.status(), 200);
+}
+on_both!(cross_site_posts_are_refused);
+
+async fn a_session_ends_when_its_password_is_reset_or_its_user_disabled(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in(Role::Admin).await;
+    let dispatcher = app.signed_in(Role::Dispatcher).await;
+    let finance = app.signed_in(Role::Finance).await;
+    let users = admin.call("list_users", &[]).await.json();
+    let id_of = |email: &str| {
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .unwrap()["id"]
+            .to_string()
+    };
+    let reset = admin.call("reset_user_password", &[("id", &id_of("dispatcher@safeshipper.test"))]).await;
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert_eq!(reset.json()["password"].as_str().unwrap().len(), 20);
+    assert_eq!(dispatcher.call("list_templates", &[]).await.status, 401);
+
+    let disabled = admin
+        .call("set_user_disabled", &[("id", &id_of("finance@safeshipper.test")), ("disabled", "true")])
+        .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+    assert_eq!(finance.call("whoami", &[]).await.json(), json!(null));
+}
+on_both!(a_session_ends_when_its_password_is_reset_or_its_user_disabled);
+
+async fn call(
+    client: &common::Client,
+    endpoint: &str,
+    form: &[(&str, &str)],
+    body: &Option<serde_json::Value>,
+) -> common::Answer {
+    match body {
+        Some(body) => client.call_json(endpoint, body).await,
+        None => client.call(endpoint, form).await,
+    }
+}
+
+/// Who may call what: every server function, every role, and nobody signed in.
+async fn every_server_function_checks_the_role(backend: Backend) {
+    use Role::*;
+    let app = spawn_app(backend).await;
+    let invalid_draft = json!({"original_key": null, "draft": {
+        "key": "Bad Key", "body": "{unclosed", "variables": [], "category": "shipment",
+        "priority": null, "smart_encoding": false}});
+    // (endpoint, form arguments, JSON body, roles allowed)
+    let table: Vec<(&str, Vec<(&str, &str)>, Option<serde_json::Value>, &[Role])> = vec![
+        ("list_templates", vec![], None, &[Admin, Dispatcher]),
+        ("get_template", vec![("key", "shipment_created")], None, &[Admin, Dispatcher]),
+        ("save_template", vec![], Some(invalid_draft), &[Admin, Dispatcher]),
+        ("duplicate_template", vec![("key", "no_such_template"), ("new_key", "copy")], None, &[Admin, Dispatcher]),
+        ("delete_template", vec![("key", "no_such_template")], None, &[Admin, Dispatcher]),
+        ("list_users", vec![], None, &[Admin]),
+        ("create_user", vec![("email", "not an email"), ("role", "finance")], None, &[Admin]),
+        ("set_user_role", vec![("id", "999999"), ("role", "finance")], None, &[Admin]),
+        ("set_user_disabled", vec![("id", "999999"), ("disabled", "true")], None, &[Admin]),
+        ("reset_user_password", vec![("id", "999999")], None, &[Admin]),
+        ("list_audit", vec![], None, &[Admin, Compliance]),
+    ];
+    let anonymous = app.client();
+    let mut clients = Vec::new();
+    for role in Role::ALL {
+        clients.push((role, app.signed_in(role).await));
+    }
+    let mut wrong = Vec::new();
+    for (endpoint, form, body, allowed) in &table {
+        let answer = call(&anonymous, endpoint, form, body).await;
+        if answer.status != 401 {
+            wrong.push(format!("{endpoint} anonymous: {} {}", answer.status, answer.text));
+        }
+        for (role, client) in &clients {
+            let answer = call(client, endpoint, form, body).await;
+            let ok = if allowed.contains(role) {
+                !matches!(answer.status, 401 | 403 | 500)
+            } else {
+                answer.status == 403
+            };
+            if !ok {
+                wrong.push(format!("{endpoint} as {role}: {} {}", answer.status, answer.text));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+on_both!(every_server_function_checks_the_role);
+
+/// Who may open which page: anonymous visitors are sent to sign in, a role that may not see a
+/// page gets 403 and a page saying so.
+async fn every_page_checks_the_role(backend: Backend) {
+    use Role::*;
+    let app = spawn_app(backend).await;
+    let table: &[(&str, &[Role])] = &[
+        ("/", &[Admin, Dispatcher, Compliance, Finance]),
+        ("/templates", &[Admin, Dispatcher]),
+        ("/templates/new", &[Admin, Dispatcher]),
+        ("/templates/shipment_created", &[Admin, Dispatcher]),
+        ("/users", &[Admin]),
+        ("/audit", &[Admin, Compliance]),
+    ];
+    let anonymous = app.client();
+    assert_eq!(anonymous.get("/login").await.status, 200);
+    let mut clients = Vec::new();
+    for role in Role::ALL {
+        clients.push((role, app.signed_in(role).await));
+    }
+    let mut wrong = Vec::new();
+    for (path, allowed) in table {
+        let answer = anonymous.get(path).await;
+        let to_login = answer.location.as_deref().is_some_and(|l| l.starts_with("/login?next="));
+        if !(answer.status == 303 && to_login) {
+            wrong.push(format!("{path} anonymous: {} {:?}", answer.status, answer.location));
+        }
+        for (role, client) in &clients {
+            let answer = client.get(path).await;
+            let ok = if allowed.contains(role) {
+                answer.status == 200
+            } else {
+                answer.status == 403 && answer.text.contains("not allowed")
+            };
+            if !ok {
+                wrong.push(format!("{path} as {role}: {}", answer.status));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+on_both!(every_page_checks_the_role);
+
+async fn saving_a_template_validates_on_the_server_and_is_audited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dispatcher = app.signed_in(Role::Dispatcher).await;
+    let draft = |body: &str| {
+        json!({"original_key": null, "draft": {
+            "key": "pickup_ready", "body": body,
+            "variables": [{"name": "tracking_number", "max_len": 20, "charset": "gsm7", "sample": "SS-1"}],
+            "category": "shipment", "priority": null, "smart_encoding": false}})
+    };
+    let unknown = dispatcher.call_json("save_template", &draft("Ready: {tracking_number} at {dock}")).await;
+    assert_eq!(unknown.status, 422, "{}", unknown.text);
+    assert!(unknown.text.contains("dock"), "the error names the unknown variable: {}", unknown.text);
+    let saved = dispatcher.call_json("save_template", &draft("Ready: {tracking_number}")).await;
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    let again = dispatcher.call_json("save_template", &draft("Ready again: {tracking_number}")).await;
+    assert_eq!(again.status, 422, "a second template with the same key: {}", again.text);
+
+    let admin = app.signed_in(Role::Admin).await;
+    let audit = admin.call("list_audit", &[("action", "template.")]).await.json();
+    let entry = &audit.as_array().unwrap()[0];
+    assert_eq!(entry["action"], "template.create");
+    assert_eq!(entry["actor"], "dispatcher@safeshipper.test");
+}
+on_both!(saving_a_template_validates_on_the_server_and_is_audited);
