@@ -83,7 +83,10 @@ mod tests {
     fn paths_map_to_their_page() {
         assert_eq!(page_for("/").map(|p| p.path), Some("/"));
         assert_eq!(page_for("/templates").map(|p| p.path), Some("/templates"));
-        assert_eq!(page_for("/templates/shipment_created").map(|p| p.path), Some("/templates"));
+        assert_eq!(
+            page_for("/templates/shipment_created").map(|p| p.path),
+            Some("/templates")
+        );
         assert_eq!(page_for("/templatesx").map(|p| p.path), None);
         assert_eq!(page_for("/pkg/smsdesk.wasm").map(|p| p.path), None);
         assert_eq!(page_for("/login").map(|p| p.path), Some("/login"));
@@ -92,7 +95,10 @@ mod tests {
     #[test]
     fn each_role_sees_only_its_pages() {
         let labels = |r: Role| nav_for(r).map(|p| p.label).collect::<Vec<_>>();
-        assert_eq!(labels(Role::Admin), ["Overview", "Templates", "Users", "Audit log"]);
+        assert_eq!(
+            labels(Role::Admin),
+            ["Overview", "Templates", "Users", "Audit log"]
+        );
         assert_eq!(labels(Role::Dispatcher), ["Overview", "Templates"]);
         assert_eq!(labels(Role::Compliance), ["Overview", "Audit log"]);
         assert_eq!(labels(Role::Finance), ["Overview"]);

@@ -31,7 +31,9 @@ pub enum AppError {
     #[error("{0}")]
     Conflict(String),
     /// Something failed on the server; the details are in its log.
-    #[error("something went wrong on the server (it has been logged); try again, and tell an admin if it persists")]
+    #[error(
+        "something went wrong on the server (it has been logged); try again, and tell an admin if it persists"
+    )]
     Internal,
     /// The request itself failed (network, encoding).
     #[error("the request failed: {0}")]

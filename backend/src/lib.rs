@@ -5,6 +5,6 @@ pub mod audit;
 pub mod db;
 pub mod sessions;
 pub mod templates;
-pub mod users;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod users;

@@ -20,7 +20,10 @@ const EXEMPT_PREFIXES: &[&str] = &["/webhooks/", "/api/v1/", "/2010-04-01/"];
 pub struct Origin(pub Option<String>);
 
 pub async fn protect(State(origin): State<Origin>, request: Request, next: Next) -> Response {
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     let path = request.uri().path();
     if safe || EXEMPT_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return next.run(request).await;
@@ -48,7 +51,9 @@ fn verdict(headers: &HeaderMap, public_origin: Option<&str>) -> Result<(), &'sta
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let origin = origin.to_str().map_err(|_| "the Origin header is not readable")?;
+    let origin = origin
+        .to_str()
+        .map_err(|_| "the Origin header is not readable")?;
     let expected = match public_origin {
         Some(public) => public.to_owned(),
         None => {
@@ -92,11 +97,23 @@ mod tests {
     #[test]
     fn origin_must_be_the_console_when_fetch_metadata_is_absent() {
         let public = Some("https://sms.safeshipper.com");
-        assert!(verdict(&headers(&[("origin", "https://sms.safeshipper.com")]), public).is_ok());
+        assert!(
+            verdict(
+                &headers(&[("origin", "https://sms.safeshipper.com")]),
+                public
+            )
+            .is_ok()
+        );
         assert!(verdict(&headers(&[("origin", "https://evil.example")]), public).is_err());
-        let local = headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")]);
+        let local = headers(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000"),
+        ]);
         assert!(verdict(&local, None).is_ok());
-        let forged = headers(&[("origin", "http://evil.example"), ("host", "127.0.0.1:3000")]);
+        let forged = headers(&[
+            ("origin", "http://evil.example"),
+            ("host", "127.0.0.1:3000"),
+        ]);
         assert!(verdict(&forged, None).is_err());
     }
 

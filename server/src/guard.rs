@@ -29,7 +29,11 @@ pub async fn pages(State(db): State<Db>, request: Request, next: Next) -> Respon
         Ok(user) => user,
         Err(e) => {
             tracing::error!(error = %e, "checking page access");
-            return (StatusCode::SERVICE_UNAVAILABLE, "smsdesk cannot reach its database; try again shortly").into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "smsdesk cannot reach its database; try again shortly",
+            )
+                .into_response();
         }
     };
     let Some(user) = user else {
@@ -49,7 +53,9 @@ pub async fn pages(State(db): State<Db>, request: Request, next: Next) -> Respon
 fn urlencode(path: &str) -> String {
     path.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -29,7 +29,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SMSDESK_SESSION_SECRET", hide_env_values = true)]
     pub session_secret: Option<String>,
     /// E-mail of the first admin, created when there is no user yet.
-    #[arg(long, env = "SMSDESK_ADMIN_EMAIL", default_value = "admin@localhost.localdomain")]
+    #[arg(
+        long,
+        env = "SMSDESK_ADMIN_EMAIL",
+        default_value = "admin@localhost.localdomain"
+    )]
     pub admin_email: String,
     /// Password of the first admin; when unset, one is generated and printed once.
     #[arg(long, env = "SMSDESK_ADMIN_PASSWORD", hide_env_values = true)]
@@ -52,7 +56,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TWILIO_API_KEY_SECRET", hide_env_values = true)]
     pub twilio_api_key_secret: Option<String>,
     /// Twilio's API base URL (default `https://api.twilio.com`).
-    #[arg(long, env = "TWILIO_API_BASE_URL", default_value = "https://api.twilio.com")]
+    #[arg(
+        long,
+        env = "TWILIO_API_BASE_URL",
+        default_value = "https://api.twilio.com"
+    )]
     pub twilio_api_base_url: String,
     /// Send through the built-in simulator even when Twilio credentials are set.
     #[arg(long, env = "SMSDESK_SIMULATOR", default_value_t = false)]
@@ -127,7 +135,8 @@ fn key<const N: usize>(
     value: Option<&str>,
     example: &'static str,
 ) -> Result<SecretBox<[u8; N]>, SettingError> {
-    let value = value.ok_or_else(|| bad(name, "is not set (make run writes one into .env)", example))?;
+    let value =
+        value.ok_or_else(|| bad(name, "is not set (make run writes one into .env)", example))?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .map_err(|_| bad(name, "is not base64", example))?;
@@ -203,21 +212,44 @@ impl ServeArgs {
         }
         let twilio = match (&self.twilio_account_sid, self.simulator) {
             (Some(sid), false) => {
-                check_sid("TWILIO_ACCOUNT_SID", sid, "AC", "AC followed by 32 hex digits, from the Twilio console")?;
+                check_sid(
+                    "TWILIO_ACCOUNT_SID",
+                    sid,
+                    "AC",
+                    "AC followed by 32 hex digits, from the Twilio console",
+                )?;
                 if let Some(mg) = &self.twilio_messaging_service_sid {
-                    check_sid("TWILIO_MESSAGING_SERVICE_SID", mg, "MG", "MG followed by 32 hex digits")?;
+                    check_sid(
+                        "TWILIO_MESSAGING_SERVICE_SID",
+                        mg,
+                        "MG",
+                        "MG followed by 32 hex digits",
+                    )?;
                 }
                 let api_key = match (&self.twilio_api_key_sid, &self.twilio_api_key_secret) {
                     (Some(id), Some(secret)) => {
-                        check_sid("TWILIO_API_KEY_SID", id, "SK", "SK followed by 32 hex digits")?;
+                        check_sid(
+                            "TWILIO_API_KEY_SID",
+                            id,
+                            "SK",
+                            "SK followed by 32 hex digits",
+                        )?;
                         Some((id.clone(), SecretString::from(secret.clone())))
                     }
                     (None, None) => None,
                     (Some(_), None) => {
-                        return Err(bad("TWILIO_API_KEY_SECRET", "is missing while TWILIO_API_KEY_SID is set", "the secret shown once when the API key was created"));
+                        return Err(bad(
+                            "TWILIO_API_KEY_SECRET",
+                            "is missing while TWILIO_API_KEY_SID is set",
+                            "the secret shown once when the API key was created",
+                        ));
                     }
                     (None, Some(_)) => {
-                        return Err(bad("TWILIO_API_KEY_SID", "is missing while TWILIO_API_KEY_SECRET is set", "SK followed by 32 hex digits"));
+                        return Err(bad(
+                            "TWILIO_API_KEY_SID",
+                            "is missing while TWILIO_API_KEY_SECRET is set",
+                            "SK followed by 32 hex digits",
+                        ));
                     }
                 };
                 if api_key.is_none() && self.twilio_auth_token.is_none() {
@@ -227,7 +259,8 @@ impl ServeArgs {
                         "the 32-character auth token from the Twilio console",
                     ));
                 }
-                if self.twilio_phone_number.is_none() && self.twilio_messaging_service_sid.is_none() {
+                if self.twilio_phone_number.is_none() && self.twilio_messaging_service_sid.is_none()
+                {
                     return Err(bad(
                         "TWILIO_PHONE_NUMBER",
                         "is missing: smsdesk needs a sender number or TWILIO_MESSAGING_SERVICE_SID",
@@ -312,9 +345,13 @@ mod tests {
         let e = args(&["--data-key", "c2hvcnQ="]).check().unwrap_err();
         assert_eq!(e.name, "SMSDESK_DATA_KEY");
         assert!(e.to_string().contains("decodes to 5 bytes, not 32"));
-        let e = args(&["--twilio-account-sid", "AC123"]).check().unwrap_err();
+        let e = args(&["--twilio-account-sid", "AC123"])
+            .check()
+            .unwrap_err();
         assert_eq!(e.name, "TWILIO_ACCOUNT_SID");
-        let e = args(&["--public-url", "sms.example.com"]).check().unwrap_err();
+        let e = args(&["--public-url", "sms.example.com"])
+            .check()
+            .unwrap_err();
         assert_eq!(e.name, "SMSDESK_PUBLIC_URL");
         let e = args(&["--database-url", "mysql://x"]).check().unwrap_err();
         assert_eq!(e.name, "DATABASE_URL");
@@ -323,18 +360,34 @@ mod tests {
     #[test]
     fn twilio_credentials_switch_off_the_simulator_unless_asked() {
         let sid = "AC0123456789abcdef0123456789abcdef";
-        let real = args(&["--twilio-account-sid", sid, "--twilio-auth-token", "t0ken", "--twilio-phone-number", "+15005550006"]);
+        let real = args(&[
+            "--twilio-account-sid",
+            sid,
+            "--twilio-auth-token",
+            "t0ken",
+            "--twilio-phone-number",
+            "+15005550006",
+        ]);
         assert!(real.clone().check().unwrap().twilio.is_some());
         let mut simulated = real;
         simulated.simulator = true;
         assert!(simulated.check().unwrap().twilio.is_none());
-        let e = args(&["--twilio-account-sid", sid, "--twilio-phone-number", "+15005550006"]).check().unwrap_err();
+        let e = args(&[
+            "--twilio-account-sid",
+            sid,
+            "--twilio-phone-number",
+            "+15005550006",
+        ])
+        .check()
+        .unwrap_err();
         assert_eq!(e.name, "TWILIO_AUTH_TOKEN");
     }
 
     #[test]
     fn https_public_urls_make_cookies_secure() {
-        let s = args(&["--public-url", "https://sms.safeshipper.com/"]).check().unwrap();
+        let s = args(&["--public-url", "https://sms.safeshipper.com/"])
+            .check()
+            .unwrap();
         assert!(s.https());
         assert_eq!(s.public_url.as_deref(), Some("https://sms.safeshipper.com"));
     }

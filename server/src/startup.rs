@@ -55,7 +55,9 @@ impl Application {
             .await
             .context("storing the default templates")?;
 
-        let store = Store::new(&db).await.context("preparing the session store")?;
+        let store = Store::new(&db)
+            .await
+            .context("preparing the session store")?;
         tokio::spawn(store.clone().delete_expired_every(Duration::from_secs(600)));
         let sessions = SessionManagerLayer::new(store)
             .with_name("smsdesk_session")
@@ -78,7 +80,10 @@ impl Application {
         let console = web::router(leptos_options, move || {
             leptos::prelude::provide_context(state.clone())
         })
-        .layer(axum::middleware::from_fn_with_state(db.clone(), guard::pages));
+        .layer(axum::middleware::from_fn_with_state(
+            db.clone(),
+            guard::pages,
+        ));
         let router = Router::new()
             .merge(health)
             .merge(console)
@@ -108,7 +113,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the database.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

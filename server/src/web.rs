@@ -1,8 +1,6 @@
 //! The console's routes: every Leptos page, the server functions, and the static files cargo-leptos
 //! builds into the site root (`target/site`: the wasm, its JS glue, the CSS, `public/`).
 
-use std::process::ExitCode;
-
 use app::{App, shell};
 use axum::Router;
 use leptos::config::LeptosOptions;
@@ -38,29 +36,4 @@ pub fn router(
         })
         .fallback(file_and_error_handler_with_context(context, shell))
         .with_state(options)
-}
-
-/// TEMPORARY, for the web scaffolding's own testing until `smsdesk serve` exists:
-/// `smsdesk web-dev` serves the console alone on `LEPTOS_SITE_ADDR` (default 127.0.0.1:3000).
-pub fn dev_serve() -> ExitCode {
-    let run = async {
-        let options = leptos_options()?;
-        let addr = options.site_addr;
-        let app = router(options, || ());
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        eprintln!("smsdesk web-dev: listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, app).await?;
-        anyhow::Ok(())
-    };
-    match tokio::runtime::Runtime::new().map(|rt| rt.block_on(run)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("smsdesk web-dev: {e:#}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("smsdesk web-dev: starting the runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -24,7 +24,10 @@ async fn signing_in_starts_a_session_and_signing_out_ends_it(backend: Backend) {
     let answer = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.json()["role"], "admin");
-    assert_eq!(client.call("whoami", &[]).await.json()["email"], ADMIN_EMAIL);
+    assert_eq!(
+        client.call("whoami", &[]).await.json()["email"],
+        ADMIN_EMAIL
+    );
     assert_eq!(client.call("list_users", &[]).await.status, 200);
     assert_eq!(client.call("logout", &[]).await.status, 200);
     assert_eq!(client.call("whoami", &[]).await.json(), json!(null));
@@ -36,9 +39,15 @@ async fn a_wrong_password_is_refused_without_saying_whether_the_user_exists(back
     let app = spawn_app(backend).await;
     let client = app.client();
     let wrong = client.login(ADMIN_EMAIL, "not the password").await;
-    let unknown = client.login("nobody@safeshipper.test", "not the password").await;
+    let unknown = client
+        .login("nobody@safeshipper.test", "not the password")
+        .await;
     assert_eq!((wrong.status, unknown.status), (401, 401));
-    assert!(wrong.text.contains("wrong e-mail or password"), "{}", wrong.text);
+    assert!(
+        wrong.text.contains("wrong e-mail or password"),
+        "{}",
+        wrong.text
+    );
     assert_eq!(wrong.text, unknown.text);
     assert_eq!(client.call("whoami", &[]).await.json(), json!(null));
 }
@@ -52,7 +61,11 @@ async fn repeated_failures_slow_down_then_lock_the_account(backend: Backend) {
     }
     let throttled = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(throttled.status, 401);
-    assert!(throttled.text.contains("wait 1 second"), "{}", throttled.text);
+    assert!(
+        throttled.text.contains("wait 1 second"),
+        "{}",
+        throttled.text
+    );
 
     // Arrange the fifth failure without waiting out the throttle: four failures on record.
     let reset = match &app.db {
@@ -62,21 +75,36 @@ async fn repeated_failures_slow_down_then_lock_the_account(backend: Backend) {
     assert_eq!(reset, 1);
     let locked = client.login(ADMIN_EMAIL, "guess").await;
     assert_eq!(locked.status, 401);
-    assert!(locked.text.contains("locked for 15 more minute"), "{}", locked.text);
+    assert!(
+        locked.text.contains("locked for 15 more minute"),
+        "{}",
+        locked.text
+    );
     let still = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    assert!(still.text.contains("locked"), "the right password does not open a locked account: {}", still.text);
+    assert!(
+        still.text.contains("locked"),
+        "the right password does not open a locked account: {}",
+        still.text
+    );
 }
 on_both!(repeated_failures_slow_down_then_lock_the_account);
 
-const FOUR_FAILURES: &str =
-    "UPDATE users SET failed_logins = 4, locked_until = NULL WHERE email = 'admin@safeshipper.test'";
+const FOUR_FAILURES: &str = "UPDATE users SET failed_logins = 4, locked_until = NULL WHERE email = 'admin@safeshipper.test'";
 
 async fn sqlx_reset(pool: &sqlx::SqlitePool) -> u64 {
-    sqlx::query(FOUR_FAILURES).execute(pool).await.expect("update").rows_affected()
+    sqlx::query(FOUR_FAILURES)
+        .execute(pool)
+        .await
+        .expect("update")
+        .rows_affected()
 }
 
 async fn sqlx_reset_pg(pool: &sqlx::PgPool) -> u64 {
-    sqlx::query(FOUR_FAILURES).execute(pool).await.expect("update").rows_affected()
+    sqlx::query(FOUR_FAILURES)
+        .execute(pool)
+        .await
+        .expect("update")
+        .rows_affected()
 }
 
 async fn cross_site_posts_are_refused(backend: Backend) {
@@ -126,13 +154,24 @@ async fn a_session_ends_when_its_password_is_reset_or_its_user_disabled(backend:
             .unwrap()["id"]
             .to_string()
     };
-    let reset = admin.call("reset_user_password", &[("id", &id_of("dispatcher@safeshipper.test"))]).await;
+    let reset = admin
+        .call(
+            "reset_user_password",
+            &[("id", &id_of("dispatcher@safeshipper.test"))],
+        )
+        .await;
     assert_eq!(reset.status, 200, "{}", reset.text);
     assert_eq!(reset.json()["password"].as_str().unwrap().len(), 20);
     assert_eq!(dispatcher.call("list_templates", &[]).await.status, 401);
 
     let disabled = admin
-        .call("set_user_disabled", &[("id", &id_of("finance@safeshipper.test")), ("disabled", "true")])
+        .call(
+            "set_user_disabled",
+            &[
+                ("id", &id_of("finance@safeshipper.test")),
+                ("disabled", "true"),
+            ],
+        )
         .await;
     assert_eq!(disabled.status, 200, "{}", disabled.text);
     assert_eq!(finance.call("whoami", &[]).await.json(), json!(null));
@@ -151,6 +190,9 @@ async fn call(
     }
 }
 
+/// (endpoint, form arguments, JSON body, roles allowed)
+type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<serde_json::Value>, &'a [Role]);
+
 /// Who may call what: every server function, every role, and nobody signed in.
 async fn every_server_function_checks_the_role(backend: Backend) {
     use Role::*;
@@ -158,18 +200,57 @@ async fn every_server_function_checks_the_role(backend: Backend) {
     let invalid_draft = json!({"original_key": null, "draft": {
         "key": "Bad Key", "body": "{unclosed", "variables": [], "category": "shipment",
         "priority": null, "smart_encoding": false}});
-    // (endpoint, form arguments, JSON body, roles allowed)
-    let table: Vec<(&str, Vec<(&str, &str)>, Option<serde_json::Value>, &[Role])> = vec![
+    let table: Vec<Row> = vec![
         ("list_templates", vec![], None, &[Admin, Dispatcher]),
-        ("get_template", vec![("key", "shipment_created")], None, &[Admin, Dispatcher]),
-        ("save_template", vec![], Some(invalid_draft), &[Admin, Dispatcher]),
-        ("duplicate_template", vec![("key", "no_such_template"), ("new_key", "copy")], None, &[Admin, Dispatcher]),
-        ("delete_template", vec![("key", "no_such_template")], None, &[Admin, Dispatcher]),
+        (
+            "get_template",
+            vec![("key", "shipment_created")],
+            None,
+            &[Admin, Dispatcher],
+        ),
+        (
+            "save_template",
+            vec![],
+            Some(invalid_draft),
+            &[Admin, Dispatcher],
+        ),
+        (
+            "duplicate_template",
+            vec![("key", "no_such_template"), ("new_key", "copy")],
+            None,
+            &[Admin, Dispatcher],
+        ),
+        (
+            "delete_template",
+            vec![("key", "no_such_template")],
+            None,
+            &[Admin, Dispatcher],
+        ),
         ("list_users", vec![], None, &[Admin]),
-        ("create_user", vec![("email", "not an email"), ("role", "finance")], None, &[Admin]),
-        ("set_user_role", vec![("id", "999999"), ("role", "finance")], None, &[Admin]),
-        ("set_user_disabled", vec![("id", "999999"), ("disabled", "true")], None, &[Admin]),
-        ("reset_user_password", vec![("id", "999999")], None, &[Admin]),
+        (
+            "create_user",
+            vec![("email", "not an email"), ("role", "finance")],
+            None,
+            &[Admin],
+        ),
+        (
+            "set_user_role",
+            vec![("id", "999999"), ("role", "finance")],
+            None,
+            &[Admin],
+        ),
+        (
+            "set_user_disabled",
+            vec![("id", "999999"), ("disabled", "true")],
+            None,
+            &[Admin],
+        ),
+        (
+            "reset_user_password",
+            vec![("id", "999999")],
+            None,
+            &[Admin],
+        ),
         ("list_audit", vec![], None, &[Admin, Compliance]),
     ];
     let anonymous = app.client();
@@ -181,7 +262,10 @@ async fn every_server_function_checks_the_role(backend: Backend) {
     for (endpoint, form, body, allowed) in &table {
         let answer = call(&anonymous, endpoint, form, body).await;
         if answer.status != 401 {
-            wrong.push(format!("{endpoint} anonymous: {} {}", answer.status, answer.text));
+            wrong.push(format!(
+                "{endpoint} anonymous: {} {}",
+                answer.status, answer.text
+            ));
         }
         for (role, client) in &clients {
             let answer = call(client, endpoint, form, body).await;
@@ -191,7 +275,10 @@ async fn every_server_function_checks_the_role(backend: Backend) {
                 answer.status == 403
             };
             if !ok {
-                wrong.push(format!("{endpoint} as {role}: {} {}", answer.status, answer.text));
+                wrong.push(format!(
+                    "{endpoint} as {role}: {} {}",
+                    answer.status, answer.text
+                ));
             }
         }
     }
@@ -221,9 +308,15 @@ async fn every_page_checks_the_role(backend: Backend) {
     let mut wrong = Vec::new();
     for (path, allowed) in table {
         let answer = anonymous.get(path).await;
-        let to_login = answer.location.as_deref().is_some_and(|l| l.starts_with("/login?next="));
+        let to_login = answer
+            .location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/login?next="));
         if !(answer.status == 303 && to_login) {
-            wrong.push(format!("{path} anonymous: {} {:?}", answer.status, answer.location));
+            wrong.push(format!(
+                "{path} anonymous: {} {:?}",
+                answer.status, answer.location
+            ));
         }
         for (role, client) in &clients {
             let answer = client.get(path).await;
@@ -250,16 +343,36 @@ async fn saving_a_template_validates_on_the_server_and_is_audited(backend: Backe
             "variables": [{"name": "tracking_number", "max_len": 20, "charset": "gsm7", "sample": "SS-1"}],
             "category": "shipment", "priority": null, "smart_encoding": false}})
     };
-    let unknown = dispatcher.call_json("save_template", &draft("Ready: {tracking_number} at {dock}")).await;
+    let unknown = dispatcher
+        .call_json(
+            "save_template",
+            &draft("Ready: {tracking_number} at {dock}"),
+        )
+        .await;
     assert_eq!(unknown.status, 422, "{}", unknown.text);
-    assert!(unknown.text.contains("dock"), "the error names the unknown variable: {}", unknown.text);
-    let saved = dispatcher.call_json("save_template", &draft("Ready: {tracking_number}")).await;
+    assert!(
+        unknown.text.contains("dock"),
+        "the error names the unknown variable: {}",
+        unknown.text
+    );
+    let saved = dispatcher
+        .call_json("save_template", &draft("Ready: {tracking_number}"))
+        .await;
     assert_eq!(saved.status, 200, "{}", saved.text);
-    let again = dispatcher.call_json("save_template", &draft("Ready again: {tracking_number}")).await;
-    assert_eq!(again.status, 422, "a second template with the same key: {}", again.text);
+    let again = dispatcher
+        .call_json("save_template", &draft("Ready again: {tracking_number}"))
+        .await;
+    assert_eq!(
+        again.status, 422,
+        "a second template with the same key: {}",
+        again.text
+    );
 
     let admin = app.signed_in(Role::Admin).await;
-    let audit = admin.call("list_audit", &[("action", "template.")]).await.json();
+    let audit = admin
+        .call("list_audit", &[("action", "template.")])
+        .await
+        .json();
     let entry = &audit.as_array().unwrap()[0];
     assert_eq!(entry["action"], "template.create");
     assert_eq!(entry["actor"], "dispatcher@safeshipper.test");

@@ -1,5 +1,6 @@
 //! The audit log (admins and compliance officers): who changed what, when, before and after.
 
+#[cfg(feature = "ssr")]
 use domain::access::Permission;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

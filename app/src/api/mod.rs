@@ -33,7 +33,13 @@ mod tests {
     #[test]
     fn times_format_as_utc_dates() {
         assert_eq!(super::format_time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(super::format_time(1_795_546_800_000_000), "2026-11-24 19:00 UTC");
-        assert_eq!(super::format_time(951_782_400_000_000), "2000-02-29 00:00 UTC");
+        assert_eq!(
+            super::format_time(1_795_546_800_000_000),
+            "2026-11-24 19:00 UTC"
+        );
+        assert_eq!(
+            super::format_time(951_782_400_000_000),
+            "2000-02-29 00:00 UTC"
+        );
     }
 }

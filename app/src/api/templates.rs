@@ -1,6 +1,7 @@
 //! Templates: list, read, save, duplicate, delete. Dispatchers and admins edit; the server
 //! validates every save with the same code the editor runs in the browser.
 
+#[cfg(feature = "ssr")]
 use domain::access::Permission;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,8 @@
 //! Users (admins only): create, change role, disable, reset password. Each change is audited.
 
-use domain::access::{Permission, Role};
+#[cfg(feature = "ssr")]
+use domain::access::Permission;
+use domain::access::Role;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -52,12 +54,15 @@ fn user_error(e: backend::users::UserError) -> AppError {
     }
 }
 
+#[cfg(feature = "ssr")]
 const MANAGE: &str = "manage users";
 
 #[server(endpoint = "list_users")]
 pub async fn list_users() -> Result<Vec<UserView>, AppError> {
     require(Permission::ManageUsers, MANAGE).await?;
-    let users = backend::users::list(&state()?.db).await.map_err(user_error)?;
+    let users = backend::users::list(&state()?.db)
+        .await
+        .map_err(user_error)?;
     Ok(users.into_iter().map(view).collect())
 }
 

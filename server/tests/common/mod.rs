@@ -117,7 +117,11 @@ impl TestApp {
             .expect("user created");
             email
         };
-        let password = if role == domain::access::Role::Admin { ADMIN_PASSWORD } else { PASSWORD };
+        let password = if role == domain::access::Role::Admin {
+            ADMIN_PASSWORD
+        } else {
+            PASSWORD
+        };
         let client = self.client();
         let answer = client.login(&email, password).await;
         assert_eq!(answer.status, 200, "sign-in failed: {}", answer.text);
@@ -134,11 +138,22 @@ impl Client {
             .and_then(|l| l.to_str().ok())
             .map(str::to_owned);
         let text = response.text().await.expect("body");
-        Answer { status, location, text }
+        Answer {
+            status,
+            location,
+            text,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Answer {
-        Self::answer(self.http.get(format!("{}{path}", self.base)).send().await.expect("GET")).await
+        Self::answer(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
     }
 
     /// Calls a server function with form-encoded arguments (Leptos' default encoding).
@@ -166,6 +181,7 @@ impl Client {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Answer {
-        self.call("login", &[("email", email), ("password", password)]).await
+        self.call("login", &[("email", email), ("password", password)])
+            .await
     }
 }

@@ -1,0 +1,51 @@
+//! The frame around every page: the navigation, drawn for the signed-in user's role.
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+use crate::access::nav_for;
+use crate::auth::Logout;
+use crate::pages::CurrentUser;
+
+#[component]
+pub fn Sidebar() -> impl IntoView {
+    let CurrentUser(user) = expect_context::<CurrentUser>();
+    let logout = ServerAction::<Logout>::new();
+    // After signing out, load the sign-in page afresh (every resource forgets the user).
+    Effect::new(move |_| {
+        if let Some(Ok(())) = logout.value().get() {
+            let _ = window().location().set_href("/login");
+        }
+    });
+    view! {
+        <nav class="sidebar" aria-label="Main">
+            <a class="brand" href="/">"smsdesk"</a>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(u)) => view! {
+                            <ul data-testid="nav">
+                                {nav_for(u.role)
+                                    .map(|page| view! {
+                                        <li><A href=page.path exact=page.path == "/">{page.label}</A></li>
+                                    })
+                                    .collect_view()}
+                            </ul>
+                            <div class="sidebar-foot">
+                                <p class="muted" data-testid="whoami">{u.email.clone()} <br/> {u.role.label()}</p>
+                                <ActionForm action=logout>
+                                    <button type="submit" class="button-quiet">"Sign out"</button>
+                                </ActionForm>
+                            </div>
+                        }
+                        .into_any(),
+                        _ => view! {
+                            <div class="sidebar-foot"><A href="/login">"Sign in"</A></div>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Suspense>
+        </nav>
+    }
+}
