@@ -1,4 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
+import { hydrated, signIn } from "./helpers";
 
 // The template editor's live counter runs the domain crate in wasm: these tests type in the
 // hydrated page and watch the counter, and a control test shows that without the wasm the
@@ -7,10 +8,14 @@ import { expect, test, type Page } from "@playwright/test";
 
 const EDITOR = "/templates/new";
 
+// The editor is a dispatcher's page: sign in first.
+test.beforeEach(async ({ page }) => {
+  await signIn(page, "dispatcher");
+});
+
 async function openHydrated(page: Page) {
   await page.goto(EDITOR);
-  // App sets this in an effect, which only runs in the browser once hydration is done.
-  await page.locator("body[data-hydrated]").waitFor();
+  await hydrated(page);
 }
 
 function counter(page: Page) {

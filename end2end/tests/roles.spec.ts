@@ -1,0 +1,49 @@
+import { expect, test } from "@playwright/test";
+import { ROLES, type Role, hydrated, signIn } from "./helpers";
+
+// Each role sees only its own part of the console, and a direct address it may not open
+// answers 403 with a page saying so.
+const NAV: Record<Role, string[]> = {
+  admin: ["Overview", "Templates", "Users", "Audit log"],
+  dispatcher: ["Overview", "Templates"],
+  compliance: ["Overview", "Audit log"],
+  finance: ["Overview"],
+};
+const PAGES = ["/templates", "/users", "/audit"];
+
+for (const role of ROLES) {
+  test(`${role} sees only what the role allows`, async ({ page }) => {
+    await signIn(page, role);
+    await expect(page.getByTestId("nav").getByRole("link")).toHaveText(NAV[role]);
+    for (const path of PAGES) {
+      const allowed = NAV[role].some((label) => `/${label.toLowerCase().split(" ")[0]}` === path);
+      const response = await page.goto(path);
+      await hydrated(page);
+      if (allowed) {
+        expect(response?.status(), path).toBe(200);
+        await expect(page.getByRole("heading", { name: "Not allowed" })).toHaveCount(0);
+      } else {
+        expect(response?.status(), path).toBe(403);
+        await expect(page.getByRole("heading", { name: "Not allowed" })).toBeVisible();
+      }
+    }
+  });
+}
+
+test("signing out ends the session", async ({ page }) => {
+  await signIn(page, "dispatcher");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL((url) => url.pathname === "/login");
+  const response = await page.goto("/templates");
+  expect(page.url()).toContain("/login?next=/templates");
+  expect(response?.status()).toBe(200);
+});
+
+test("a wrong password is refused with a reason", async ({ page }) => {
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByLabel("E-mail").fill("finance@e2e.test");
+  await page.getByLabel("Password").fill("not the password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("alert")).toHaveText("wrong e-mail or password");
+});

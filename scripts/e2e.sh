@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# End-to-end tests: builds the console with cargo-leptos, starts smsdesk on a free port with a
+# fresh SQLite database and one user per role, runs Playwright in the machine's Chromium, stops.
+#   scripts/e2e.sh                 the tests (debug build)
+#   scripts/e2e.sh --measure       the keystroke measurement (release build), for make bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '==> %s\n' "$*"; }
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export LEPTOS_OUTPUT_NAME=smsdesk
+
+profile=debug
+config=playwright.config.ts
+if [ "${1:-}" = "--measure" ]; then
+  profile=release
+  config=playwright.measure.config.ts
+fi
+
+say "building the console ($profile: server and wasm)"
+if [ "$profile" = release ]; then cargo leptos build --release; else cargo leptos build; fi
+bin="target/$profile/smsdesk"
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export DATABASE_URL="sqlite://$work/smsdesk.db"
+export SMSDESK_LISTEN="127.0.0.1:$port"
+export SMSDESK_DATA_KEY; SMSDESK_DATA_KEY=$(head -c 32 /dev/urandom | base64 -w0)
+export SMSDESK_SESSION_SECRET; SMSDESK_SESSION_SECRET=$(head -c 64 /dev/urandom | base64 -w0)
+export SMSDESK_E2E_PASSWORD="e2e password 1234"
+export SMSDESK_ADMIN_EMAIL="admin@e2e.test" SMSDESK_ADMIN_PASSWORD="$SMSDESK_E2E_PASSWORD"
+export LEPTOS_SITE_ROOT="$PWD/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
+export RUST_LOG="${RUST_LOG:-warn}"
+
+say "creating one user per role"
+for role in admin dispatcher compliance finance; do
+  printf '%s\n' "$SMSDESK_E2E_PASSWORD" | "$bin" user create --email "$role@e2e.test" --role "$role" --password-stdin >/dev/null
+done
+
+say "starting smsdesk on 127.0.0.1:$port"
+# The .env of a developer's `make run` must not leak in: run from the work folder.
+(cd "$work" && exec "$OLDPWD/$bin" serve) > "$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 150); do
+  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/server.log"; echo "smsdesk exited before it was ready" >&2; exit 1; fi
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/server.log"; echo "smsdesk did not become ready" >&2; exit 1; }
+
+say "running Playwright ($config) in $(${CHROMIUM_PATH:-/usr/bin/chromium} --version 2>/dev/null || echo chromium)"
+status=0
+(cd end2end && SMSDESK_URL="http://127.0.0.1:$port" npx playwright test --config "$config") || status=$?
+if [ "$status" -ne 0 ]; then
+  say "server log"
+  tail -n 50 "$work/server.log"
+fi
+exit "$status"
