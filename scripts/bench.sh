@@ -2,8 +2,11 @@
 # `make bench`: smsdesk's speed beside Twilio's own tools, on the same inputs, in the same run.
 #  - segment counting (criterion) vs Twilio's JS calculator, on tools/bench/bodies.json;
 #  - X-Twilio-Signature validation of a 10-parameter status callback (criterion) vs twilio-python.
+#  - the console: release wasm size, and keystroke-to-counter time for a 1,600-character body in
+#    Chromium (scripts/e2e.sh --measure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export LEPTOS_OUTPUT_NAME=smsdesk
 say() { printf '==> %s\n' "$*"; }
 
 bash scripts/tools.sh bench
@@ -31,3 +34,7 @@ rows.append(("signature check, 10-param status callback", ours, "twilio-python R
 for label, ours, other, theirs in rows:
     print(f"{label:45} smsdesk {ours:10.3f} us   {other} {theirs:10.3f} us   x{theirs / ours:,.0f}")
 PY
+say "the console in Chromium: keystroke to counter update (release build)"
+bash scripts/e2e.sh --measure
+wasm=$(ls target/site/pkg/*.wasm)
+printf 'release wasm: %s bytes, %s bytes gzip -9\n' "$(stat -c %s "$wasm")" "$(gzip -9c "$wasm" | wc -c)"

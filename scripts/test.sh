@@ -11,10 +11,10 @@ stage() {
   printf '\n==> %s: %s\n' "$name" "$*"
   local start=$SECONDS
   if "$@"; then
-    results+=("$(printf 'PASS  %-10s %4ss' "$name" $((SECONDS - start)))")
+    results+=("$(printf 'PASS  %-12s %4ss' "$name" $((SECONDS - start)))")
     passed=$((passed + 1))
   else
-    results+=("$(printf 'FAIL  %-10s %4ss' "$name" $((SECONDS - start)))")
+    results+=("$(printf 'FAIL  %-12s %4ss' "$name" $((SECONDS - start)))")
     failed=$((failed + 1))
     [ "${CI:-}" = "true" ] || [ "${KEEP_GOING:-}" = "1" ] || summary_and_exit
   fi
@@ -26,9 +26,17 @@ summary_and_exit() {
   [ "$failed" -eq 0 ] && exit 0 || exit 1
 }
 
+# One value for every cargo command, so that they share one build cache with cargo-leptos.
+export LEPTOS_OUTPUT_NAME=smsdesk
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export SMSDESK_TEST_POSTGRES_URL="${SMSDESK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
 stage tools   bash scripts/tools.sh test
 stage fmt     cargo fmt --all --check
 stage clippy  cargo clippy --workspace --all-targets --locked -- -D warnings
+stage clippy-wasm cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 stage wasm    cargo check -p domain --target wasm32-unknown-unknown --no-default-features --locked
+# Unit and integration tests; storage and console tests run on SQLite and on PostgreSQL.
 stage tests   cargo test --workspace --locked
+stage e2e     bash scripts/e2e.sh
 summary_and_exit

@@ -45,17 +45,54 @@ need_venv() {
   fi
 }
 
+# The local PostgreSQL the tests use (127.0.0.1:5432, user postgres): started when it is not
+# running, installed from Debian's packages when it is missing.
+need_postgres() {
+  if pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+    return
+  fi
+  if ! command -v pg_ctlcluster >/dev/null; then
+    say "installing PostgreSQL from Debian's packages (the tests run on it as well as SQLite)"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  say "starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 50); do
+    pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
+  # A fresh Debian cluster asks for passwords on TCP: the tests connect as postgres without one.
+  if ! psql -h 127.0.0.1 -U postgres -Atc 'select 1' >/dev/null 2>&1; then
+    say "allowing local connections as postgres without a password (test machine)"
+    local hba
+    hba=$(su postgres -c "psql -Atc 'show hba_file'")
+    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+    su postgres -c "psql -Atc 'select pg_reload_conf()'" >/dev/null
+  fi
+}
+
 case "${1:-test}" in
   rust) need_rust ;;
   test)
     need_rust
     need_calculator
     need_venv tools/phone-oracle "Google's libphonenumber (Python port), the phone number oracle"
+    need_postgres
+    bash scripts/web-tools.sh e2e
+    ;;
+  run)
+    need_rust
+    bash scripts/web-tools.sh
     ;;
   bench)
     need_rust
     need_calculator
     need_venv tools/bench "twilio-python, to time its signature validator"
+    bash scripts/web-tools.sh e2e
     ;;
-  *) echo "usage: $0 [rust|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [rust|test|run|bench]" >&2; exit 2 ;;
 esac

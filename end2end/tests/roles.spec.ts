@@ -47,3 +47,21 @@ test("a wrong password is refused with a reason", async ({ page }) => {
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page.getByRole("alert")).toHaveText("wrong e-mail or password");
 });
+
+test.describe("in Sydney", () => {
+  test.use({ timezoneId: "Australia/Sydney", locale: "en-AU" });
+
+  test("times are shown in the viewer's time zone, UTC kept in the tooltip", async ({ page }) => {
+    await signIn(page, "compliance", "/audit");
+    const first = page.getByTestId("audit-list").locator("time").first();
+    const utc = await first.getAttribute("title");
+    const iso = await first.getAttribute("datetime");
+    expect(utc).toMatch(/ UTC$/);
+    const local = await page.evaluate(
+      (iso) => new Date(iso!).toLocaleString("default", { dateStyle: "medium", timeStyle: "short" }),
+      iso,
+    );
+    await expect(first).toHaveText(local);
+    expect(local).not.toContain("UTC");
+  });
+});

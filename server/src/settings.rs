@@ -311,6 +311,7 @@ mod tests {
     use clap::Parser;
 
     #[derive(Parser)]
+    #[command(args_override_self = true)]
     struct Wrapper {
         #[command(flatten)]
         args: ServeArgs,

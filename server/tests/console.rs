@@ -191,7 +191,12 @@ async fn call(
 }
 
 /// (endpoint, form arguments, JSON body, roles allowed)
-type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<serde_json::Value>, &'a [Role]);
+type Row<'a> = (
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Option<serde_json::Value>,
+    &'a [Role],
+);
 
 /// Who may call what: every server function, every role, and nobody signed in.
 async fn every_server_function_checks_the_role(backend: Backend) {

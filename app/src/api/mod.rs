@@ -5,6 +5,38 @@ pub mod audit;
 pub mod templates;
 pub mod users;
 
+use leptos::prelude::*;
+
+/// A moment, shown in the viewer's time zone. The server renders it in UTC (it does not know the
+/// zone); once the page is hydrated the browser rewrites it in its own zone and locale. The
+/// `datetime` attribute and the tooltip keep the UTC time.
+#[component]
+pub fn LocalTime(micros: i64) -> impl IntoView {
+    let node = NodeRef::<leptos::html::Time>::new();
+    let utc = format_time(micros);
+    Effect::new(move |_| {
+        if let Some(el) = node.get() {
+            let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64((micros / 1_000) as f64));
+            // Day and minute, in the viewer's locale and zone: "24 Nov 2026, 8:14 pm".
+            let options = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&options, &"dateStyle".into(), &"medium".into());
+            let _ = js_sys::Reflect::set(&options, &"timeStyle".into(), &"short".into());
+            let local: String = date.to_locale_string("default", &options).into();
+            el.set_text_content(Some(&local));
+        }
+    });
+    let title = utc.clone();
+    view! { <time node_ref=node datetime=iso8601(micros) title=title>{utc}</time> }
+}
+
+/// `2026-11-24T19:05:00Z`.
+fn iso8601(micros: i64) -> String {
+    let text = format_time(micros);
+    let (date, rest) = text.split_once(' ').unwrap_or((&text, ""));
+    let time = rest.trim_end_matches(" UTC");
+    format!("{date}T{time}:00Z")
+}
+
 /// Formats a UTC timestamp (microseconds) for tables: `2026-11-24 19:05 UTC`.
 pub fn format_time(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+use crate::api::LocalTime;
 use crate::api::audit::list_audit;
-use crate::api::format_time;
 use crate::pages::{ErrorNote, Guarded};
 
 #[component]
@@ -69,7 +69,7 @@ fn Audit() -> impl IntoView {
                                     .into_iter()
                                     .map(|e| view! {
                                         <tr>
-                                            <td>{format_time(e.at)}</td>
+                                            <td><LocalTime micros=e.at/></td>
                                             <td>{e.actor}</td>
                                             <td>{e.action}</td>
                                             <td>{e.target}</td>

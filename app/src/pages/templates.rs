@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::format_time;
+use crate::api::LocalTime;
 use crate::api::templates::{
     DeleteTemplate, DuplicateTemplate, TemplateView, get_template, list_templates, save_template,
 };
@@ -79,7 +79,7 @@ fn TemplateList() -> impl IntoView {
                                                 <td>{t.category}</td>
                                                 <td>{t.priority}</td>
                                                 <td class="clip">{t.body}</td>
-                                                <td>{format_time(t.updated_at)} " · " {t.updated_by}</td>
+                                                <td><LocalTime micros=t.updated_at/> " · " {t.updated_by}</td>
                                                 <td class="row-actions">
                                                     <ActionForm action=duplicate>
                                                         <input type="hidden" name="key" value=t.key.clone()/>
@@ -135,7 +135,7 @@ pub fn EditTemplatePage() -> impl IntoView {
                     match template.await {
                         Ok(TemplateView { draft, updated_at, updated_by }) => view! {
                             <h1>"Template " <code>{draft.key.clone()}</code></h1>
-                            <p class="muted">"Last changed " {format_time(updated_at)} " by " {updated_by}</p>
+                            <p class="muted">"Last changed " <LocalTime micros=updated_at/> " by " {updated_by}</p>
                             <EditorWithSave original_key=Some(draft.key.clone()) initial=draft/>
                         }
                         .into_any(),

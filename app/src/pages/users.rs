@@ -5,7 +5,7 @@ use domain::access::{Permission, Role};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::format_time;
+use crate::api::LocalTime;
 use crate::api::users::{CreateUser, ResetUserPassword, SetUserDisabled, SetUserRole, list_users};
 use crate::pages::{ErrorNote, Guarded};
 
@@ -122,7 +122,7 @@ fn Users() -> impl IntoView {
                                                     </select>
                                                 </td>
                                                 <td>{state}</td>
-                                                <td>{format_time(u.created_at)}</td>
+                                                <td><LocalTime micros=u.created_at/></td>
                                                 <td class="row-actions">
                                                     <button
                                                         type="button"

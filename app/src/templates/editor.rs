@@ -51,7 +51,7 @@ impl Row {
 
 /// Edits one template. The page owns loading and saving; the editor owns the form.
 ///
-/// ```ignore
+/// ```text
 /// let dirty = RwSignal::new(false);
 /// use_leave_guard(dirty.into());
 /// view! { <TemplateEditor initial=draft on_save=Callback::new(|d| save.dispatch(d)) save_errors dirty/> }
