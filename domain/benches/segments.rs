@@ -15,11 +15,13 @@ fn bodies() -> Vec<(String, String)> {
 }
 
 fn segments(c: &mut Criterion) {
+    let mut group = c.benchmark_group("segments");
     for (name, text) in bodies() {
-        c.bench_function(&format!("segments/{name}"), |b| {
+        group.bench_function(&name, |b| {
             b.iter(|| SegmentedMessage::analyze(black_box(&text), false).expect("valid body"))
         });
     }
+    group.finish();
 }
 
 criterion_group!(benches, segments);

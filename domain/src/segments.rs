@@ -88,6 +88,33 @@ pub fn gsm7_septets(c: char) -> Option<&'static [u8]> {
         .map(|i| tables::GSM7[i].1)
 }
 
+/// Septets of each ASCII character (0: not GSM-7), from the same table: the fast path for the
+/// characters most messages are made of.
+static ASCII_SEPTETS: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut i = 0;
+    while i < tables::GSM7.len() {
+        let (c, septets) = tables::GSM7[i];
+        if (c as u32) < 128 {
+            table[c as usize] = septets.len() as u8;
+        }
+        i += 1;
+    }
+    table
+};
+
+/// Septets one character takes in GSM-7 (1 or 2), or `None` when it is not GSM-7.
+fn septets_of(c: char) -> Option<usize> {
+    if c.is_ascii() {
+        match ASCII_SEPTETS[c as usize] {
+            0 => None,
+            n => Some(n as usize),
+        }
+    } else {
+        gsm7_septets(c).map(<[u8]>::len)
+    }
+}
+
 /// What Twilio's smart encoding turns this character into, when it is a known look-alike.
 pub fn smart_replacement(c: char) -> Option<&'static str> {
     tables::SMART
@@ -115,15 +142,66 @@ pub fn smart_encode(body: &str) -> String {
 
 /// Splits text into the graphemes the segmenter counts: extended grapheme clusters, except that a
 /// `"\r\n"` pair counts as two (as in Twilio's calculator).
-pub fn graphemes(text: &str) -> impl Iterator<Item = &str> {
-    text.graphemes(true).flat_map(|g| {
-        let (a, b) = if g == "\r\n" {
-            (&g[..1], Some(&g[1..]))
-        } else {
-            (g, None)
-        };
-        std::iter::once(a).chain(b)
-    })
+pub fn graphemes(text: &str) -> Graphemes<'_> {
+    Graphemes {
+        text,
+        pos: 0,
+        chunk: None,
+        lf: None,
+    }
+}
+
+/// The iterator of [`graphemes`].
+///
+/// Speed: between two ASCII characters there is always a grapheme boundary (the one exception,
+/// `"\r\n"`, is split anyway), and no Unicode rule looks back past an ASCII character. So the
+/// text is cut at such places into chunks: a lone ASCII character is a grapheme as it is, and only
+/// chunks with non-ASCII characters (plus their ASCII neighbours) go through the Unicode rules.
+pub struct Graphemes<'a> {
+    text: &'a str,
+    /// Start of the text not yet cut into chunks.
+    pos: usize,
+    /// The clusters of the current non-ASCII chunk.
+    chunk: Option<unicode_segmentation::Graphemes<'a>>,
+    /// The `"\n"` of a `"\r\n"` cluster, still to yield.
+    lf: Option<&'a str>,
+}
+
+impl<'a> Iterator for Graphemes<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if let Some(lf) = self.lf.take() {
+            return Some(lf);
+        }
+        loop {
+            if let Some(chunk) = &mut self.chunk {
+                match chunk.next() {
+                    Some(crlf @ "\r\n") => {
+                        self.lf = Some(&crlf[1..]);
+                        return Some(&crlf[..1]);
+                    }
+                    Some(g) => return Some(g),
+                    None => self.chunk = None,
+                }
+            }
+            let bytes = self.text.as_bytes();
+            let start = self.pos;
+            if start >= bytes.len() {
+                return None;
+            }
+            // The chunk ends at the first boundary between two ASCII characters (or the end).
+            let mut end = start + 1;
+            while end < bytes.len() && !(bytes[end - 1].is_ascii() && bytes[end].is_ascii()) {
+                end += 1;
+            }
+            self.pos = end;
+            if end == start + 1 {
+                return Some(&self.text[start..end]);
+            }
+            self.chunk = Some(self.text[start..end].graphemes(true));
+        }
+    }
 }
 
 /// A grapheme that keeps the message out of GSM-7.
@@ -197,16 +275,16 @@ impl SegmentedMessage {
             .iter()
             .enumerate()
             .filter(|(_, g)| !is_gsm7_grapheme(g))
-            .map(|(i, g)| {
-                let replaced = smart_encode(g);
-                NonGsmChar {
-                    grapheme: (*g).to_owned(),
-                    index: i,
-                    start: offsets[i],
-                    end: offsets[i + 1],
-                    replacement: (replaced != *g && graphemes_are_gsm7(&replaced))
-                        .then_some(replaced),
-                }
+            .map(|(i, g)| NonGsmChar {
+                grapheme: (*g).to_owned(),
+                index: i,
+                start: offsets[i],
+                end: offsets[i + 1],
+                replacement: g
+                    .chars()
+                    .any(|c| smart_replacement(c).is_some())
+                    .then(|| smart_encode(g))
+                    .filter(|replaced| graphemes_are_gsm7(replaced)),
             })
             .collect();
         let segments = layout
@@ -294,7 +372,7 @@ fn graphemes_are_gsm7(text: &str) -> bool {
 pub fn is_gsm7_grapheme(g: &str) -> bool {
     let mut chars = g.chars();
     match (chars.next(), chars.next()) {
-        (Some(c), None) => c.len_utf16() == 1 && gsm7_septets(c).is_some(),
+        (Some(c), None) => c.len_utf16() == 1 && septets_of(c).is_some(),
         _ => false,
     }
 }
@@ -323,10 +401,7 @@ impl Layout {
         let units: Vec<usize> = graphemes
             .iter()
             .map(|g| match encoding {
-                Encoding::Gsm7 => g
-                    .chars()
-                    .map(|c| gsm7_septets(c).map_or(0, <[u8]>::len))
-                    .sum(),
+                Encoding::Gsm7 => g.chars().map(|c| septets_of(c).unwrap_or(0)).sum(),
                 Encoding::Ucs2 => g.encode_utf16().count(),
             })
             .collect();
@@ -544,5 +619,24 @@ mod tests {
         assert_eq!(m.segments()[0].units, 0);
         assert_eq!(m.segments()[1].units, 81);
         assert_eq!(m.units_left_in_last_segment(), 0);
+    }
+
+    proptest::proptest! {
+        /// The chunked splitter gives exactly the Unicode rules' clusters (CR LF split), on text
+        /// mixing ASCII with the characters whose rules look around them.
+        #[test]
+        fn chunked_graphemes_equal_the_unicode_rules(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "a", " ", "\r", "\n", "#", "1", "\u{301}", "\u{200d}", "\u{fe0f}", "\u{20e3}",
+                "\u{600}", "🇺", "🇸", "❤", "🔥", "👍", "🏽", "क", "\u{94d}", "ष", "ç", "\u{1100}", "\u{1161}",
+            ]), 0..40)
+        ) {
+            let text: String = parts.concat();
+            let reference: Vec<&str> = text
+                .graphemes(true)
+                .flat_map(|g| if g == "\r\n" { vec![&g[..1], &g[1..]] } else { vec![g] })
+                .collect();
+            proptest::prop_assert_eq!(graphemes(&text).collect::<Vec<_>>(), reference);
+        }
     }
 }
