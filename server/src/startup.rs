@@ -31,8 +31,8 @@ pub struct Application {
     address: SocketAddr,
     router: Router,
     db: Db,
-    /// The password generated for the first admin, to print once.
-    pub generated_admin_password: Option<SecretString>,
+    /// The first admin's e-mail and generated password, to print once.
+    pub generated_admin: Option<(String, SecretString)>,
 }
 
 /// What the health routes need.
@@ -50,7 +50,7 @@ impl Application {
             .await
             .context("opening the database (DATABASE_URL)")?;
         db.migrate().await.context("migrating the database")?;
-        let generated_admin_password = first_admin(&db, &settings).await?;
+        let generated_admin = first_admin(&db, &settings).await?;
         backend::templates::seed_defaults(&db)
             .await
             .context("storing the default templates")?;
@@ -103,7 +103,7 @@ impl Application {
             address,
             router,
             db,
-            generated_admin_password,
+            generated_admin,
         })
     }
 
@@ -139,7 +139,10 @@ async fn ready(State(health): State<Health>) -> (StatusCode, &'static str) {
 
 /// Creates the first admin when there is no user: with `SMSDESK_ADMIN_PASSWORD`, or a generated
 /// password returned to be printed once.
-async fn first_admin(db: &Db, settings: &Settings) -> anyhow::Result<Option<SecretString>> {
+async fn first_admin(
+    db: &Db,
+    settings: &Settings,
+) -> anyhow::Result<Option<(String, SecretString)>> {
     if backend::users::count(db).await.context("counting users")? > 0 {
         return Ok(None);
     }
@@ -147,7 +150,7 @@ async fn first_admin(db: &Db, settings: &Settings) -> anyhow::Result<Option<Secr
         Some(p) => (p.clone(), false),
         None => (backend::users::generate_password(), true),
     };
-    match backend::users::create(
+    let user = match backend::users::create(
         db,
         &Actor::system(),
         &settings.admin_email,
@@ -156,10 +159,11 @@ async fn first_admin(db: &Db, settings: &Settings) -> anyhow::Result<Option<Secr
     )
     .await
     {
-        Ok(user) => tracing::info!(email = %user.email, "created the first admin"),
+        Ok(user) => user,
         // Another instance created it at the same moment.
         Err(backend::users::UserError::EmailTaken(_)) => return Ok(None),
         Err(e) => return Err(e).context("creating the first admin (SMSDESK_ADMIN_EMAIL)"),
-    }
-    Ok(generated.then_some(password))
+    };
+    tracing::info!(email = %user.email, "created the first admin");
+    Ok(generated.then_some((user.email, password)))
 }

@@ -41,10 +41,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let backend = if settings.database_url.starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
         let app = Application::build(settings).await?;
         let address = app.address();
-        if let Some(password) = &app.generated_admin_password {
+        if let Some((email, password)) = &app.generated_admin {
             // Printed once, on purpose, on standard output: it is never logged.
             println!(
-                "First admin created. Sign in with the e-mail in SMSDESK_ADMIN_EMAIL and this password (shown only now): {}",
+                "First admin created: sign in at http://{address}/login as {email} with the password {} (shown only now).",
                 password.expose_secret()
             );
         }
