@@ -137,7 +137,7 @@ impl Drop for TestDb {
         })
         .join();
         if !matches!(dropped, Ok(Ok(_))) {
-            eprintln!("could not drop a test database; drop smsdesk_test_* databases by hand");
+            tracing::warn!("could not drop a test database; drop smsdesk_test_* databases by hand");
         }
     }
 }
