@@ -7,4 +7,5 @@ pub mod sessions;
 pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod twilio;
 pub mod users;
