@@ -2,6 +2,7 @@
 //! and the binary (`server`) call into this crate, and its tests need no browser.
 
 pub mod audit;
+pub mod crypto;
 pub mod db;
 pub mod sessions;
 pub mod templates;
