@@ -2,6 +2,8 @@
 # `make bench`: smsdesk's speed beside Twilio's own tools, on the same inputs, in the same run.
 #  - segment counting (criterion) vs Twilio's JS calculator, on tools/bench/bodies.json;
 #  - X-Twilio-Signature validation of a 10-parameter status callback (criterion) vs twilio-python.
+#  - sending: JSON API intake (messages/s, p50/p99 at 1,000 req/s), dispatch to a local fake
+#    Twilio against a plain HTTP client on the same fake;
 #  - the console: release wasm size, and keystroke-to-counter time for a 1,600-character body in
 #    Chromium (scripts/e2e.sh --measure).
 set -euo pipefail
@@ -34,6 +36,8 @@ rows.append(("signature check, 10-param status callback", ours, "twilio-python R
 for label, ours, other, theirs in rows:
     print(f"{label:45} smsdesk {ours:10.3f} us   {other} {theirs:10.3f} us   x{theirs / ours:,.0f}")
 PY
+say "sending: intake through the JSON API, dispatch to a local fake Twilio (release build, SQLite)"
+cargo bench --locked -p server --bench sending
 say "the console in Chromium: keystroke to counter update (release build)"
 bash scripts/e2e.sh --measure
 wasm=$(ls target/site/pkg/*.wasm)

@@ -81,6 +81,7 @@ case "${1:-test}" in
     need_rust
     need_calculator
     need_venv tools/phone-oracle "Google's libphonenumber (Python port), the phone number oracle"
+    need_venv tools/bench "twilio-python, the client the Twilio-compatible endpoint is tested with"
     need_postgres
     bash scripts/web-tools.sh e2e
     ;;

@@ -30,6 +30,12 @@ pub const PAGES: &[Page] = &[
         in_nav: true,
     },
     Page {
+        path: "/send",
+        label: "Send",
+        requires: Some(&[Permission::SendMessages]),
+        in_nav: true,
+    },
+    Page {
         path: "/templates",
         label: "Templates",
         requires: Some(&[Permission::ViewTemplates]),
@@ -45,6 +51,18 @@ pub const PAGES: &[Page] = &[
         path: "/audit",
         label: "Audit log",
         requires: Some(&[Permission::ViewAuditLog]),
+        in_nav: true,
+    },
+    Page {
+        path: "/settings",
+        label: "Settings",
+        requires: Some(&[Permission::ManageSettings]),
+        in_nav: true,
+    },
+    Page {
+        path: "/api-keys",
+        label: "API keys",
+        requires: Some(&[Permission::ManageSettings]),
         in_nav: true,
     },
 ];
@@ -97,9 +115,17 @@ mod tests {
         let labels = |r: Role| nav_for(r).map(|p| p.label).collect::<Vec<_>>();
         assert_eq!(
             labels(Role::Admin),
-            ["Overview", "Templates", "Users", "Audit log"]
+            [
+                "Overview",
+                "Send",
+                "Templates",
+                "Users",
+                "Audit log",
+                "Settings",
+                "API keys"
+            ]
         );
-        assert_eq!(labels(Role::Dispatcher), ["Overview", "Templates"]);
+        assert_eq!(labels(Role::Dispatcher), ["Overview", "Send", "Templates"]);
         assert_eq!(labels(Role::Compliance), ["Overview", "Audit log"]);
         assert_eq!(labels(Role::Finance), ["Overview"]);
     }

@@ -49,3 +49,37 @@ pub fn Sidebar() -> impl IntoView {
         </nav>
     }
 }
+
+/// Says, on every page, whether smsdesk sends for real or simulates.
+#[component]
+pub fn ModeBanner() -> impl IntoView {
+    let CurrentUser(user) = expect_context::<CurrentUser>();
+    // Asked from the browser once the page is up (not during server rendering): the banner is
+    // about this installation, not this page.
+    let mode = LocalResource::new(move || {
+        let signed_in = user.get().and_then(Result::ok).flatten().is_some();
+        async move {
+            if signed_in {
+                crate::api::sending::sending_mode().await.ok()
+            } else {
+                None
+            }
+        }
+    });
+    view! {
+        <Suspense fallback=|| ()>
+            {move || mode.get().flatten().map(|m| if m.simulator {
+                view! {
+                    <p class="mode-banner simulator" role="status" data-testid="mode-banner">
+                        <strong>"Simulator"</strong>
+                        " — no Twilio credentials are set: messages are not really sent. Delivery follows the simulator's settings."
+                    </p>
+                }.into_any()
+            } else {
+                view! {
+                    <p class="mode-banner live" data-testid="mode-banner"><strong>"Live"</strong> " — sending through Twilio."</p>
+                }.into_any()
+            })}
+        </Suspense>
+    }
+}

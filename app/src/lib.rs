@@ -4,6 +4,10 @@
 //! Built twice: with `ssr` into the server, with `hydrate` into the browser's wasm. Both run the
 //! same `domain` code, so the live counter and the server agree.
 
+// Leptos' nested view types (a page inside Suspense inside the router) need more than rustc's
+// default query depth when their layout is computed for hydration.
+#![recursion_limit = "256"]
+
 pub mod access;
 pub mod api;
 pub mod auth;
@@ -64,6 +68,7 @@ pub fn App() -> impl IntoView {
             <div class="layout">
                 <layout::Sidebar/>
                 <main id="main" class="content" tabindex="-1">
+                    <layout::ModeBanner/>
                     <Routes fallback=pages::NotFoundPage>
                         <Route path=path!("/login") view=pages::login::LoginPage/>
                         <Route path=path!("/") view=pages::home::HomePage/>
@@ -72,6 +77,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/templates/:key") view=pages::templates::EditTemplatePage/>
                         <Route path=path!("/users") view=pages::users::UsersPage/>
                         <Route path=path!("/audit") view=pages::audit::AuditPage/>
+                        <Route path=path!("/send") view=pages::send::SendPage/>
+                        <Route path=path!("/settings") view=pages::settings::SettingsPage/>
+                        <Route path=path!("/api-keys") view=pages::api_keys::ApiKeysPage/>
                     </Routes>
                 </main>
             </div>

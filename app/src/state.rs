@@ -1,11 +1,29 @@
-//! What server functions and pages need from the server: the database (and, next, the sender).
+//! What server functions and pages need from the server: the database, the data key, and a way
+//! to wake the sending worker.
 
+use std::sync::Arc;
+
+use backend::crypto::DataKey;
 use backend::db::Db;
 
 /// Provided as Leptos context to every page render and server function.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// Encrypts phone numbers at rest.
+    pub key: DataKey,
     /// Whether smsdesk sends through its simulator (shown in the console).
     pub simulator: bool,
+    /// The sender used when a message names none (for the send page's estimate).
+    pub default_sender: String,
+    /// Tells the worker there is new work.
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("simulator", &self.simulator)
+            .finish_non_exhaustive()
+    }
 }

@@ -10,6 +10,7 @@
 //! `migrations/postgres`), append-only, with the same numbering.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -22,7 +23,7 @@ use sqlx::{PgPool, SqlitePool};
 macro_rules! on_db {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($conn) => $body,
+            $crate::db::Db::Sqlite($conn, _) => $body,
             $crate::db::Db::Postgres($conn) => $body,
         }
     };
@@ -33,7 +34,7 @@ macro_rules! on_db {
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
         match $tx {
-            $crate::db::Tx::Sqlite(t) => {
+            $crate::db::Tx::Sqlite(t, _) => {
                 let $conn = &mut **t;
                 $body
             }
@@ -48,13 +49,22 @@ macro_rules! on_tx {
 /// The database smsdesk runs on.
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteLock),
     Postgres(PgPool),
 }
 
+/// SQLite takes one writer at a time; writers that collide wait in SQLite's busy handler, which
+/// sleeps in steps of milliseconds. smsdesk's transactions queue here instead (in order, woken at
+/// once), so concurrent intake and the worker do not sleep on each other.
+#[derive(Debug, Clone, Default)]
+pub struct WriteLock(Arc<tokio::sync::Mutex<()>>);
+
 /// An open transaction on either backend; the caller owns its boundary.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(
+        sqlx::Transaction<'static, sqlx::Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -132,13 +142,13 @@ impl Db {
                 backend: "SQLite",
                 source,
             })?;
-        Ok(Db::Sqlite(pool))
+        Ok(Db::Sqlite(pool, WriteLock::default()))
     }
 
     /// Brings the schema up to date; run at start-up, where a failure stops start-up.
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await,
+            Db::Sqlite(pool, _) => sqlx::migrate!("../migrations/sqlite").run(pool).await,
             Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
         }
         .map_err(DbError::Migrate)
@@ -156,14 +166,17 @@ impl Db {
     /// Starts a transaction.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Db::Sqlite(pool, lock) => {
+                let guard = lock.0.clone().lock_owned().await;
+                Tx::Sqlite(pool.begin().await?, guard)
+            }
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
 
     pub fn backend_name(&self) -> &'static str {
         match self {
-            Db::Sqlite(_) => "SQLite",
+            Db::Sqlite(..) => "SQLite",
             Db::Postgres(_) => "PostgreSQL",
         }
     }
@@ -176,7 +189,7 @@ impl Db {
 impl Tx {
     pub async fn commit(self) -> Result<(), DbError> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(t, _guard) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())

@@ -1,12 +1,19 @@
-//! What smsdesk does: storage, users, the audit log, templates. No Leptos: the console (`app`)
+//! What smsdesk does: storage, users, the audit log, templates, API keys, runtime settings, the
+//! outbox and its worker, the Twilio client and the simulator, consent. No Leptos: the console (`app`)
 //! and the binary (`server`) call into this crate, and its tests need no browser.
 
+pub mod api_keys;
 pub mod audit;
+pub mod consent;
 pub mod crypto;
 pub mod db;
+pub mod outbox;
 pub mod sessions;
+pub mod settings;
+pub mod simulator;
 pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod twilio;
 pub mod users;
+pub mod worker;

@@ -19,7 +19,7 @@ impl Store {
     /// The store for `db`, with its table created if missing.
     pub async fn new(db: &Db) -> Result<Store, DbError> {
         Ok(match db {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool, _) => {
                 let store = SqliteStore::new(pool.clone());
                 store.migrate().await?;
                 Store::Sqlite(store)

@@ -141,3 +141,242 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A fake Twilio over real HTTP (wiremock) with a ledger: every `Messages.json` create it
+/// accepted, with the time it arrived, for tests that check what went out and when. Scripted
+/// answers per recipient reproduce Twilio's errors, 5xx and requests that are acted on but
+/// answered too late (the client times out: an in-doubt send).
+pub mod fake_twilio {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use serde_json::json;
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    /// One accepted create.
+    #[derive(Debug, Clone)]
+    pub struct Created {
+        pub sid: String,
+        pub to: String,
+        pub from: Option<String>,
+        pub messaging_service_sid: Option<String>,
+        pub body: String,
+        pub form: Vec<(String, String)>,
+        /// The `Authorization` header as sent.
+        pub authorization: Option<String>,
+        /// When it arrived (µs since the epoch, UTC).
+        pub at: i64,
+    }
+
+    /// A scripted answer to the next create for a recipient.
+    #[derive(Debug, Clone)]
+    pub enum Script {
+        /// Twilio refuses with this HTTP status and error code.
+        Error { status: u16, code: u32 },
+        /// HTTP 503 without acting on the request.
+        Unavailable,
+        /// Acts on the request (it is in the ledger) but answers after this long.
+        AcceptLate(Duration),
+    }
+
+    #[derive(Default)]
+    struct State {
+        ledger: Vec<Created>,
+        scripts: HashMap<String, VecDeque<Script>>,
+        refused: usize,
+    }
+
+    /// The fake; its base URL goes where `https://api.twilio.com` would.
+    pub struct FakeTwilio {
+        pub server: MockServer,
+        state: Arc<Mutex<State>>,
+    }
+
+    struct Responder {
+        state: Arc<Mutex<State>>,
+        /// Every accepted create is answered after this long.
+        delay: Duration,
+    }
+
+    fn message_json(c: &Created, status: &str) -> serde_json::Value {
+        let date = chrono::DateTime::from_timestamp_micros(c.at)
+            .unwrap_or_default()
+            .to_rfc2822();
+        json!({
+            "account_sid": "AC00000000000000000000000000000000",
+            "api_version": "2010-04-01",
+            "body": c.body,
+            "date_created": date,
+            "date_sent": date,
+            "date_updated": date,
+            "direction": "outbound-api",
+            "error_code": null,
+            "error_message": null,
+            "from": c.from,
+            "messaging_service_sid": c.messaging_service_sid,
+            "num_media": "0",
+            "num_segments": "1",
+            "price": null,
+            "price_unit": "USD",
+            "sid": c.sid,
+            "status": status,
+            "to": c.to,
+        })
+    }
+
+    impl Respond for Responder {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if request.method.as_str() == "GET" {
+                let query: HashMap<String, String> = request
+                    .url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                let messages: Vec<_> = state
+                    .ledger
+                    .iter()
+                    .filter(|c| query.get("To").is_none_or(|to| *to == c.to))
+                    .map(|c| message_json(c, "sent"))
+                    .collect();
+                return ResponseTemplate::new(200).set_body_json(json!({
+                    "messages": messages, "page": 0, "page_size": 50,
+                    "next_page_uri": null, "previous_page_uri": null,
+                }));
+            }
+            let form: Vec<(String, String)> = url_form(&request.body);
+            let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let to = get("To").unwrap_or_default();
+            let script = state.scripts.get_mut(&to).and_then(VecDeque::pop_front);
+            match script {
+                Some(Script::Error { status, code }) => {
+                    state.refused += 1;
+                    return ResponseTemplate::new(status).set_body_json(json!({
+                        "code": code, "message": format!("scripted error {code}"),
+                        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+                        "status": status,
+                    }));
+                }
+                Some(Script::Unavailable) => {
+                    state.refused += 1;
+                    return ResponseTemplate::new(503).set_body_string("Service Unavailable");
+                }
+                _ => {}
+            }
+            let sid = format!("SM{:032x}", state.ledger.len() + 1);
+            let created = Created {
+                sid,
+                to,
+                from: get("From"),
+                messaging_service_sid: get("MessagingServiceSid"),
+                body: get("Body").unwrap_or_default(),
+                authorization: request
+                    .headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                form,
+                at: chrono::Utc::now().timestamp_micros(),
+            };
+            let body = message_json(&created, "queued");
+            state.ledger.push(created);
+            let response = ResponseTemplate::new(201).set_body_json(body);
+            match script {
+                Some(Script::AcceptLate(delay)) => response.set_delay(delay),
+                _ if !self.delay.is_zero() => response.set_delay(self.delay),
+                _ => response,
+            }
+        }
+    }
+
+    fn url_form(body: &[u8]) -> Vec<(String, String)> {
+        let text = String::from_utf8_lossy(body);
+        text.split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode(k), decode(v))
+            })
+            .collect()
+    }
+
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                    match u8::from_str_radix(hex, 16) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    impl FakeTwilio {
+        pub async fn start() -> FakeTwilio {
+            FakeTwilio::start_with_delay(Duration::ZERO).await
+        }
+
+        /// A fake that answers every create after `delay`, like a Twilio far away.
+        pub async fn start_with_delay(delay: Duration) -> FakeTwilio {
+            let server = MockServer::start().await;
+            let state = Arc::new(Mutex::new(State::default()));
+            // Create (POST) and list (GET) share the path and the ledger.
+            for verb in ["POST", "GET"] {
+                Mock::given(method(verb))
+                    .and(path_regex(
+                        r"^/2010-04-01/Accounts/AC[0-9a-f]{32}/Messages\.json$",
+                    ))
+                    .respond_with(Responder {
+                        state: state.clone(),
+                        delay,
+                    })
+                    .mount(&server)
+                    .await;
+            }
+            FakeTwilio { server, state }
+        }
+
+        pub fn uri(&self) -> String {
+            self.server.uri()
+        }
+
+        /// The next creates for `to` get these answers, in order.
+        pub fn script(&self, to: &str, answers: impl IntoIterator<Item = Script>) {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state
+                .scripts
+                .entry(to.to_owned())
+                .or_default()
+                .extend(answers);
+        }
+
+        /// Every create it accepted, in arrival order.
+        pub fn ledger(&self) -> Vec<Created> {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ledger
+                .clone()
+        }
+
+        /// How many creates it refused (scripted errors and 503s).
+        pub fn refused(&self) -> usize {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).refused
+        }
+    }
+}

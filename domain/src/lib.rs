@@ -11,6 +11,7 @@ pub mod money;
 pub mod phone;
 pub mod ratelimit;
 pub mod segments;
+pub mod sending;
 pub mod signature;
 pub mod status;
 pub mod template;

@@ -748,6 +748,11 @@ fn test_length(number: &str, meta: &Metadata) -> Length {
     }
 }
 
+/// Whether `code` is an upper-case ISO 3166 alpha-2 region with numbering metadata (`US`, `AU`).
+pub fn is_known_region(code: &str) -> bool {
+    region_metadata(code).is_some()
+}
+
 /// An upper-case region code libphonenumber accepts as a default region.
 fn region_metadata(code: &str) -> Option<&'static Metadata> {
     if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {

@@ -316,6 +316,77 @@ impl WindowLimit {
     }
 }
 
+/// "At most `limit` units in any window of length `window`", counted exactly from past
+/// `(time, units)` entries: the per-sender limit in segments per second, where one message costs
+/// several units.
+///
+/// A request costing more than `limit` can never fit one window (a 3-segment message on a sender
+/// allowed 1 segment a second): it is admitted when the window is empty and logged as
+/// [`WeightedWindow::chunks`], `limit` units per window, one window after another, the way Twilio
+/// spreads its segments; later requests wait for those windows too. So no window ever holds more
+/// than `limit` units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightedWindow {
+    limit: u32,
+    window: u64,
+}
+
+impl WeightedWindow {
+    pub fn new(limit: u32, window: u64) -> Result<Self, RuleError> {
+        if limit == 0 {
+            return Err(RuleError::ZeroLimit);
+        }
+        if window == 0 {
+            return Err(RuleError::ZeroWindow);
+        }
+        if window >= 1 << 62 {
+            return Err(RuleError::WindowTooLong);
+        }
+        Ok(Self { limit, window })
+    }
+
+    /// When a request costing `cost` may go, given the log (any order; entries after
+    /// `now − window` count, later ones too): `now` if it may go now.
+    pub fn next_allowed_at(&self, log: &[(i64, u32)], now: i64, cost: u32) -> i64 {
+        let window = i128::from(self.window);
+        let mut recent: Vec<(i64, u32)> = log
+            .iter()
+            .copied()
+            .filter(|&(t, _)| i128::from(t) > i128::from(now) - window)
+            .collect();
+        recent.sort_unstable();
+        let first = u64::from(cost.min(self.limit));
+        let mut used: u64 = recent.iter().map(|&(_, u)| u64::from(u)).sum();
+        let limit = u64::from(self.limit);
+        if used + first <= limit {
+            return now;
+        }
+        for (t, units) in recent {
+            used -= u64::from(units);
+            if used + first <= limit {
+                return saturate(i128::from(t) + window).max(now);
+            }
+        }
+        // Not reached: with every entry gone, `first ≤ limit` fits.
+        now
+    }
+
+    /// The entries to log for a request admitted at `at`: `limit` units per window until `cost`
+    /// is used up.
+    pub fn chunks(&self, at: i64, cost: u32) -> Vec<(i64, u32)> {
+        let mut out = Vec::new();
+        let mut left = cost.max(1);
+        let mut t = at;
+        while left > 0 {
+            let units = left.min(self.limit);
+            out.push((t, units));
+            left -= units;
+            t = saturate(i128::from(t) + i128::from(self.window));
+        }
+        out
+    }
+}
+
 fn ceil_div(numerator: i128, denominator: i128) -> i128 {
     let quotient = numerator.div_euclid(denominator);
     if numerator.rem_euclid(denominator) == 0 {
@@ -333,6 +404,60 @@ fn saturate(value: i128) -> i64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn weighted_window_admits_up_to_the_limit_then_waits_for_the_oldest() {
+        let w = WeightedWindow::new(3, 1_000).expect("valid");
+        let log = [(0, 1), (100, 1)];
+        assert_eq!(w.next_allowed_at(&log, 200, 1), 200);
+        assert_eq!(
+            w.next_allowed_at(&log, 200, 2),
+            1_000,
+            "when the entry at 0 leaves"
+        );
+        assert_eq!(w.next_allowed_at(&log, 1_000, 2), 1_000);
+        assert_eq!(w.next_allowed_at(&[], 5, 3), 5);
+    }
+
+    #[test]
+    fn weighted_window_spreads_a_request_bigger_than_the_limit() {
+        let w = WeightedWindow::new(1, 1_000).expect("valid");
+        assert_eq!(w.next_allowed_at(&[], 0, 3), 0);
+        let log = w.chunks(0, 3);
+        assert_eq!(log, [(0, 1), (1_000, 1), (2_000, 1)]);
+        assert_eq!(
+            w.next_allowed_at(&log, 1, 1),
+            3_000,
+            "after the third second"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn weighted_window_never_puts_more_than_the_limit_in_a_window(
+            limit in 1u32..6,
+            requests in proptest::collection::vec((0i64..400, 1u32..8), 1..40),
+        ) {
+            let window = 100u64;
+            let w = WeightedWindow::new(limit, window).expect("valid");
+            let mut log: Vec<(i64, u32)> = Vec::new();
+            let mut now = 0i64;
+            for (gap, cost) in requests {
+                now += gap;
+                let at = w.next_allowed_at(&log, now, cost);
+                log.extend(w.chunks(at, cost));
+                now = now.max(at);
+            }
+            for &(start, _) in &log {
+                let inside: u32 = log
+                    .iter()
+                    .filter(|&&(t, _)| t >= start && t < start + window as i64)
+                    .map(|&(_, u)| u)
+                    .sum();
+                prop_assert!(inside <= limit, "{inside} units in [{start}, +{window})");
+            }
+        }
+    }
 
     fn rule(limit: u32, window: u64, burst: u32) -> Rule {
         Rule::new(limit, window, burst).expect("valid rule")

@@ -4,12 +4,12 @@ import { ROLES, type Role, hydrated, signIn } from "./helpers";
 // Each role sees only its own part of the console, and a direct address it may not open
 // answers 403 with a page saying so.
 const NAV: Record<Role, string[]> = {
-  admin: ["Overview", "Templates", "Users", "Audit log"],
-  dispatcher: ["Overview", "Templates"],
+  admin: ["Overview", "Send", "Templates", "Users", "Audit log", "Settings", "API keys"],
+  dispatcher: ["Overview", "Send", "Templates"],
   compliance: ["Overview", "Audit log"],
   finance: ["Overview"],
 };
-const PAGES = ["/templates", "/users", "/audit"];
+const PAGES = ["/send", "/templates", "/users", "/audit", "/settings"];
 
 for (const role of ROLES) {
   test(`${role} sees only what the role allows`, async ({ page }) => {

@@ -1,9 +1,13 @@
 //! How smsdesk runs: settings, the router and its layers, start-up, the command line.
 //! `main.rs` only reads the command line and calls into here; tests build the same application.
 
+pub mod api;
 pub mod cli;
 pub mod csrf;
 pub mod guard;
+pub mod sending;
 pub mod settings;
 pub mod startup;
+pub mod twilio_api;
 pub mod web;
+pub mod webhooks;

@@ -65,6 +65,16 @@ pub struct ServeArgs {
     /// Send through the built-in simulator even when Twilio credentials are set.
     #[arg(long, env = "SMSDESK_SIMULATOR", default_value_t = false)]
     pub simulator: bool,
+    /// Makes the simulator's sids and outcomes repeatable (tests, demos).
+    #[arg(long, env = "SMSDESK_SIMULATOR_SEED")]
+    pub simulator_seed: Option<u64>,
+    /// Longest wait for Twilio's answer to one request, in seconds (1 to 120); past it the send is
+    /// in doubt and looked up before any retry.
+    #[arg(long, env = "SMSDESK_SEND_TIMEOUT_SECONDS", default_value_t = 15)]
+    pub send_timeout_seconds: u64,
+    /// Whether this instance sends (runs the worker); `false` for an intake-only instance.
+    #[arg(long, env = "SMSDESK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub worker: bool,
 }
 
 /// A setting that stops start-up.
@@ -108,6 +118,17 @@ pub struct Settings {
     pub admin_password: Option<SecretString>,
     /// `None` when sending through the simulator.
     pub twilio: Option<TwilioSettings>,
+    /// `TWILIO_ACCOUNT_SID` when set (also when simulating): the Twilio-compatible endpoint's.
+    pub account_sid: Option<String>,
+    /// `TWILIO_AUTH_TOKEN` when set: what the simulator signs with (and Twilio does).
+    pub auth_token: Option<SecretString>,
+    /// `TWILIO_PHONE_NUMBER` when set (the simulator sends "from" it too).
+    pub phone_number: Option<String>,
+    pub simulator_seed: Option<u64>,
+    /// How long one request to Twilio may take.
+    pub send_timeout: std::time::Duration,
+    /// Whether this instance runs the worker.
+    pub worker: bool,
 }
 
 fn check_sid(
@@ -210,14 +231,32 @@ impl ServeArgs {
                 "a passphrase such as 'tanker-violet-harbour-42'",
             ));
         }
+        if let Some(sid) = &self.twilio_account_sid {
+            check_sid(
+                "TWILIO_ACCOUNT_SID",
+                sid,
+                "AC",
+                "AC followed by 32 hex digits, from the Twilio console",
+            )?;
+        }
+        if let Some(token) = &self.twilio_auth_token
+            && domain::signature::AuthToken::new(token.clone()).is_err()
+        {
+            return Err(bad(
+                "TWILIO_AUTH_TOKEN",
+                "is empty or contains white space (a trailing newline?)",
+                "the 32-character auth token from the Twilio console",
+            ));
+        }
+        if !(1..=120).contains(&self.send_timeout_seconds) {
+            return Err(bad(
+                "SMSDESK_SEND_TIMEOUT_SECONDS",
+                format!("{} is out of range", self.send_timeout_seconds),
+                "15 (seconds, 1 to 120)",
+            ));
+        }
         let twilio = match (&self.twilio_account_sid, self.simulator) {
             (Some(sid), false) => {
-                check_sid(
-                    "TWILIO_ACCOUNT_SID",
-                    sid,
-                    "AC",
-                    "AC followed by 32 hex digits, from the Twilio console",
-                )?;
                 if let Some(mg) = &self.twilio_messaging_service_sid {
                     check_sid(
                         "TWILIO_MESSAGING_SERVICE_SID",
@@ -287,6 +326,12 @@ impl ServeArgs {
             admin_email: self.admin_email,
             admin_password: self.admin_password.map(SecretString::from),
             twilio,
+            account_sid: self.twilio_account_sid,
+            auth_token: self.twilio_auth_token.map(SecretString::from),
+            phone_number: self.twilio_phone_number,
+            simulator_seed: self.simulator_seed,
+            send_timeout: std::time::Duration::from_secs(self.send_timeout_seconds),
+            worker: self.worker,
         })
     }
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use backend::audit::Actor;
 use backend::db::Db;
 use backend::sessions::Store;
@@ -17,11 +18,14 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::sending::{self, Sending};
 use crate::settings::Settings;
-use crate::{csrf, guard, web};
+use crate::{api, csrf, guard, twilio_api, web, webhooks};
 
 /// Largest request body accepted (form posts and JSON); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest batch request: 1,000 messages of 1,600 characters, JSON-escaped.
+pub const MAX_BATCH_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// A session ends after this long without a request.
 pub const SESSION_IDLE: Duration = Duration::from_secs(8 * 60 * 60);
 
@@ -31,6 +35,11 @@ pub struct Application {
     address: SocketAddr,
     router: Router,
     db: Db,
+    /// Stops the worker and the simulator's clock.
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What sending shares (tests drive the simulator through it).
+    pub sending: Sending,
     /// The first admin's e-mail and generated password, to print once.
     pub generated_admin: Option<(String, SecretString)>,
 }
@@ -54,6 +63,11 @@ impl Application {
         backend::templates::seed_defaults(&db)
             .await
             .context("storing the default templates")?;
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {} (SMSDESK_LISTEN)", settings.listen))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        let sending = Sending::build(&db, &settings, address).await?;
 
         let store = Store::new(&db)
             .await
@@ -73,9 +87,17 @@ impl Application {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready))
             .with_state(Health { db: db.clone() });
+        let wake = sending.wake.clone();
         let state = app::state::AppState {
             db: db.clone(),
+            key: sending.key.clone(),
             simulator: settings.twilio.is_none(),
+            default_sender: match &sending.default_sender {
+                backend::twilio::Sender::From(s) | backend::twilio::Sender::MessagingService(s) => {
+                    s.clone()
+                }
+            },
+            wake: std::sync::Arc::new(move || wake.notify_one()),
         };
         let console = web::router(leptos_options, move || {
             leptos::prelude::provide_context(state.clone())
@@ -84,7 +106,7 @@ impl Application {
             db.clone(),
             guard::pages,
         ));
-        let router = Router::new()
+        let console = Router::new()
             .merge(health)
             .merge(console)
             .layer(axum::middleware::from_fn_with_state(
@@ -93,16 +115,38 @@ impl Application {
             ))
             .layer(sessions)
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+        // The API and webhooks: no session, no cookie, so no CSRF; their own body limits.
+        let machines = Router::new()
+            .route(
+                "/api/v1/messages/batch",
+                post(api::create_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+            )
+            .route("/api/v1/messages", post(api::create_message))
+            .route("/api/v1/messages/{id}", get(api::get_message))
+            .route("/api/v1/openapi.json", get(api::openapi))
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages.json",
+                post(twilio_api::create),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages/{file}",
+                get(twilio_api::fetch),
+            )
+            .route(sending::STATUS_PATH, post(webhooks::status))
+            .with_state(sending.clone())
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        let router = Router::new().merge(machines).merge(console);
 
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("listening on {} (SMSDESK_LISTEN)", settings.listen))?;
-        let address = listener.local_addr().context("reading the bound address")?;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let tasks = sending.spawn(&settings, stop_rx);
         Ok(Application {
             listener,
             address,
             router,
             db,
+            stop,
+            tasks,
+            sending,
             generated_admin,
         })
     }
@@ -121,6 +165,11 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving")?;
+        // Intake has stopped; the worker finishes the step in flight (its sends are recorded).
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
         self.db.close().await;
         Ok(())
     }

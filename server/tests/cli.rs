@@ -126,3 +126,44 @@ fn phone_jsonl_reports_invalid_numbers_with_a_reason() {
     assert_eq!(lines[1]["valid"], false);
     assert!(!lines[1]["error"].as_str().unwrap().is_empty());
 }
+
+#[test]
+fn api_key_create_prints_one_json_object_and_keeps_the_account_sid() {
+    let dir = std::env::temp_dir().join(format!("smsdesk_cli_key_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/smsdesk.db", dir.display());
+    let create = |name: &str| {
+        let out = smsdesk(
+            &["api-key", "create", "--name", name, "--database-url", &url],
+            b"",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out).remove(0)
+    };
+    let first = create("dispatch service");
+    let second = create("tracking service");
+    let id = first["id"].as_str().expect("id");
+    assert!(id.starts_with("SK") && id.len() == 34, "{id}");
+    assert!(first["secret"].as_str().expect("secret").len() >= 40);
+    let account = first["account_sid"].as_str().expect("account sid");
+    assert!(
+        account.starts_with("AC") && account.len() == 34,
+        "{account}"
+    );
+    assert_eq!(
+        second["account_sid"], first["account_sid"],
+        "generated once, kept"
+    );
+    assert_ne!(second["id"], first["id"]);
+    let missing = smsdesk(
+        &["api-key", "create", "--name", " ", "--database-url", &url],
+        b"",
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("name"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -96,7 +96,7 @@ const FOUR_FAILURES: &str = "UPDATE users SET failed_logins = 4, locked_until = 
 /// Runs an arranging statement on the test's database; returns the rows it changed.
 async fn execute(db: &backend::db::Db, sql: &str) -> u64 {
     match db {
-        backend::db::Db::Sqlite(pool) => sqlx::query(sql)
+        backend::db::Db::Sqlite(pool, _) => sqlx::query(sql)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()),
@@ -258,6 +258,44 @@ async fn every_server_function_checks_the_role(backend: Backend) {
             &[Admin],
         ),
         ("list_audit", vec![], None, &[Admin, Compliance]),
+        (
+            "sending_mode",
+            vec![],
+            None,
+            &[Admin, Dispatcher, Compliance, Finance],
+        ),
+        ("get_sending_settings", vec![], None, &[Admin]),
+        (
+            "save_sending_settings",
+            vec![],
+            Some(json!({"settings": {"limits": {"per_second": 0}}})),
+            &[Admin],
+        ),
+        ("list_api_keys", vec![], None, &[Admin]),
+        ("create_api_key", vec![("name", " ")], None, &[Admin]),
+        ("revoke_api_key", vec![("id", "SKnone")], None, &[Admin]),
+        (
+            "review_send",
+            vec![],
+            Some(
+                json!({"draft": {"recipients": "", "template": null, "variables": {}, "body": "x", "category": null}}),
+            ),
+            &[Admin, Dispatcher],
+        ),
+        (
+            "send_messages",
+            vec![],
+            Some(
+                json!({"draft": {"recipients": "", "template": null, "variables": {}, "body": "x", "category": null}}),
+            ),
+            &[Admin, Dispatcher],
+        ),
+        (
+            "send_progress",
+            vec![],
+            Some(json!({"sids": []})),
+            &[Admin, Dispatcher],
+        ),
     ];
     let anonymous = app.client();
     let mut clients = Vec::new();
@@ -304,6 +342,9 @@ async fn every_page_checks_the_role(backend: Backend) {
         ("/templates/shipment_created", &[Admin, Dispatcher]),
         ("/users", &[Admin]),
         ("/audit", &[Admin, Compliance]),
+        ("/send", &[Admin, Dispatcher]),
+        ("/settings", &[Admin]),
+        ("/api-keys", &[Admin]),
     ];
     let anonymous = app.client();
     assert_eq!(anonymous.get("/login").await.status, 200);
@@ -384,3 +425,73 @@ async fn saving_a_template_validates_on_the_server_and_is_audited(backend: Backe
     assert_eq!(entry["actor"], "dispatcher@safeshipper.test");
 }
 on_both!(saving_a_template_validates_on_the_server_and_is_audited);
+
+/// The send page's server functions: review counts each kind of recipient, send writes the valid
+/// ones to the outbox, progress follows them; settings saved from the console are checked and
+/// audited.
+async fn a_dispatcher_reviews_and_sends_from_the_console(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dispatcher = app.signed_in(Role::Dispatcher).await;
+    let draft = json!({"draft": {
+        "recipients": "phone\n+1 415 555 2671\n+1 415 555\n+44 7400 123456\n+14155552671\n(415) 555-2672",
+        "template": null, "variables": {}, "body": "Depot 3 closes at 6pm today", "category": "driver"}});
+    let review = dispatcher.call_json("review_send", &draft).await;
+    assert_eq!(review.status, 200, "{}", review.text);
+    let r = review.json();
+    assert_eq!(
+        (
+            r["valid"].as_i64(),
+            r["invalid"].as_i64(),
+            r["geo_blocked"].as_i64(),
+            r["duplicates"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1))
+    );
+    assert_eq!(r["total_segments"], 2);
+    assert_eq!(r["problems"][0]["line"], 3);
+    let sent = dispatcher.call_json("send_messages", &draft).await;
+    assert_eq!(sent.status, 200, "{}", sent.text);
+    let sids = sent.json()["sids"].clone();
+    assert_eq!(sids.as_array().map(Vec::len), Some(2));
+    let progress = dispatcher
+        .call_json("send_progress", &json!({ "sids": sids }))
+        .await
+        .json();
+    assert_eq!(
+        (progress["total"].as_i64(), progress["waiting"].as_i64()),
+        (Some(2), Some(2))
+    );
+
+    let template = json!({"draft": {"recipients": "+14155552671", "template": "shipment_created",
+        "variables": {"nope": "x"}, "body": "", "category": null}});
+    let r = dispatcher.call_json("review_send", &template).await.json();
+    assert!(
+        r["message_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nope")),
+        "{r}"
+    );
+
+    let admin = app.signed_in(Role::Admin).await;
+    let mut settings = admin.call("get_sending_settings", &[]).await.json();
+    assert_eq!(settings["limits"]["per_second"], 10);
+    settings["allowed_countries"] = json!(["US", "ZZ"]);
+    let refused = admin
+        .call_json("save_sending_settings", &json!({ "settings": settings }))
+        .await;
+    assert!(
+        refused.text.contains("allowed_countries"),
+        "{}",
+        refused.text
+    );
+    settings["allowed_countries"] = json!(["US", "GB"]);
+    let saved = admin
+        .call_json("save_sending_settings", &json!({ "settings": settings }))
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    let r = dispatcher.call_json("review_send", &draft).await.json();
+    assert_eq!(r["valid"], 3, "GB is allowed now");
+    let audit = admin.call("list_audit", &[]).await.json();
+    assert_eq!(audit[0]["action"], "settings.update");
+}
+on_both!(a_dispatcher_reviews_and_sends_from_the_console);

@@ -2,6 +2,7 @@
 //! before it does anything.
 
 pub mod audit;
+pub mod sending;
 pub mod templates;
 pub mod users;
 

@@ -2,9 +2,12 @@
 //! (the server has already answered 403 or redirected; this draws the page that says so), and
 //! hand the data to components.
 
+pub mod api_keys;
 pub mod audit;
 pub mod home;
 pub mod login;
+pub mod send;
+pub mod settings;
 pub mod templates;
 pub mod users;
 

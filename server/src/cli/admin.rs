@@ -1,4 +1,4 @@
-//! Operator commands: `smsdesk migrate` and `smsdesk user create`.
+//! Operator commands: `smsdesk migrate`, `smsdesk user create`, `smsdesk api-key create|revoke`.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -34,6 +34,71 @@ pub struct CreateUserArgs {
     password_stdin: bool,
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/smsdesk.db")]
     database_url: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ApiKeyCommand {
+    /// Creates an API key and prints {"id","secret","account_sid"} (the secret only now).
+    Create(CreateKeyArgs),
+    /// Revokes an API key: requests with it fail from now on.
+    Revoke(RevokeKeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateKeyArgs {
+    /// Which service uses the key (shown in the console).
+    #[arg(long)]
+    name: String,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/smsdesk.db")]
+    database_url: String,
+    /// The account sid the Twilio-compatible endpoint expects, when smsdesk fronts a real one.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    twilio_account_sid: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RevokeKeyArgs {
+    /// The key's id (SK...).
+    id: String,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/smsdesk.db")]
+    database_url: String,
+}
+
+pub fn api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match command {
+            ApiKeyCommand::Create(args) => {
+                let db = Db::connect(&args.database_url)
+                    .await
+                    .context("opening the database (DATABASE_URL)")?;
+                db.migrate().await.context("migrating the database")?;
+                let account_sid =
+                    backend::settings::account_sid(&db, args.twilio_account_sid.as_deref())
+                        .await
+                        .context("reading the account sid")?;
+                let created = backend::api_keys::create(&db, &Actor::cli(), &args.name).await?;
+                let mut out = std::io::stdout().lock();
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({
+                        "id": created.key.id,
+                        "secret": backend::api_keys::reveal(&created.secret),
+                        "account_sid": account_sid,
+                    }),
+                )?;
+                writeln!(out)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            ApiKeyCommand::Revoke(args) => {
+                let db = Db::connect(&args.database_url)
+                    .await
+                    .context("opening the database (DATABASE_URL)")?;
+                backend::api_keys::revoke(&db, &Actor::cli(), &args.id).await?;
+                writeln!(std::io::stdout(), "{{\"revoked\":{:?}}}", args.id)?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

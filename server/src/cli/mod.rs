@@ -34,6 +34,9 @@ enum Command {
     /// Manages users from the command line.
     #[command(subcommand)]
     User(admin::UserCommand),
+    /// Manages API keys for the services that send through smsdesk.
+    #[command(subcommand)]
+    ApiKey(admin::ApiKeyCommand),
     /// Counts the segments of a message body as Twilio bills them.
     ///
     /// Reads the body on standard input exactly as given (a trailing newline counts: use
@@ -53,6 +56,7 @@ impl Cli {
             None | Some(Command::Serve) => serve::run(self.serve),
             Some(Command::Migrate(args)) => admin::migrate(args),
             Some(Command::User(command)) => admin::user(command),
+            Some(Command::ApiKey(command)) => admin::api_key(command),
             Some(Command::Segments(args)) => args.run(),
             Some(Command::Phone(args)) => args.run(),
         };

@@ -33,9 +33,14 @@ macro_rules! on_both {
     };
 }
 
+/// The auth token the simulator signs callbacks with in tests (so tests can sign and forge).
+pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
+
 pub struct TestApp {
     pub address: SocketAddr,
     pub db: backend::db::Db,
+    /// Sending's parts: tests drive a worker and the simulator by hand (the app runs none).
+    pub sending: server::sending::Sending,
     _database: TestDb,
 }
 
@@ -69,12 +74,20 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         admin_email: ADMIN_EMAIL.to_owned(),
         admin_password: Some(SecretString::from(ADMIN_PASSWORD)),
         twilio: None,
+        account_sid: None,
+        auth_token: Some(SecretString::from(AUTH_TOKEN)),
+        phone_number: None,
+        simulator_seed: Some(1),
+        send_timeout: std::time::Duration::from_secs(5),
+        worker: false,
     };
     let app = Application::build(settings).await.expect("smsdesk builds");
     let address = app.address();
+    let sending = app.sending.clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address,
+        sending,
         db: database.db.clone(),
         _database: database,
     }

@@ -1,0 +1,438 @@
+//! Sending from the console: the send page's review and send (dispatchers), its progress, the
+//! sending mode banner (everyone), and the admins' settings and API keys (audited).
+
+use std::collections::BTreeMap;
+
+#[cfg(feature = "ssr")]
+use domain::access::Permission;
+use domain::sending::SendingSettings;
+use domain::template::Category;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+#[cfg(feature = "ssr")]
+use crate::auth::{actor, current_user, require, state};
+
+/// Whether smsdesk sends for real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeView {
+    pub simulator: bool,
+}
+
+/// For the banner every signed-in person sees.
+#[server(endpoint = "sending_mode")]
+pub async fn sending_mode() -> Result<ModeView, AppError> {
+    current_user()
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated.respond())?;
+    Ok(ModeView {
+        simulator: state()?.simulator,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "ssr")]
+const SETTINGS: &str = "change settings";
+
+#[server(endpoint = "get_sending_settings")]
+pub async fn get_sending_settings() -> Result<SendingSettings, AppError> {
+    require(Permission::ManageSettings, SETTINGS).await?;
+    backend::settings::sending(&state()?.db)
+        .await
+        .map_err(|e| AppError::internal("reading the settings", &e))
+}
+
+#[server(endpoint = "save_sending_settings", input = server_fn::codec::Json)]
+pub async fn save_sending_settings(settings: SendingSettings) -> Result<(), AppError> {
+    use backend::settings::SettingsStoreError as E;
+    let admin = require(Permission::ManageSettings, SETTINGS).await?;
+    match backend::settings::save_sending(&state()?.db, &actor(&admin), &settings).await {
+        Ok(()) => Ok(()),
+        Err(E::Invalid(e)) => Err(AppError::invalid(&e.field, e.message).respond()),
+        Err(e) => Err(AppError::internal("saving the settings", &e)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+// ---------------------------------------------------------------------------------------------
+
+/// An API key as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// A key just created, with its secret (shown once) and the account sid for Twilio's libraries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKeyView {
+    pub key: ApiKeyView,
+    pub secret: String,
+    pub account_sid: String,
+}
+
+#[cfg(feature = "ssr")]
+fn key_view(k: backend::api_keys::ApiKey) -> ApiKeyView {
+    ApiKeyView {
+        id: k.id,
+        name: k.name,
+        created_at: k.created_at,
+        created_by: k.created_by,
+        revoked_at: k.revoked_at,
+        last_used_at: k.last_used_at,
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn key_error(e: backend::api_keys::ApiKeyError) -> AppError {
+    use backend::api_keys::ApiKeyError as E;
+    match e {
+        E::BadName => AppError::invalid("name", e.to_string()).respond(),
+        E::NotFound(_) => AppError::NotFound(e.to_string()).respond(),
+        E::Db(e) => AppError::internal("changing API keys", &e),
+    }
+}
+
+#[server(endpoint = "list_api_keys")]
+pub async fn list_api_keys() -> Result<Vec<ApiKeyView>, AppError> {
+    require(Permission::ManageSettings, SETTINGS).await?;
+    let keys = backend::api_keys::list(&state()?.db)
+        .await
+        .map_err(key_error)?;
+    Ok(keys.into_iter().map(key_view).collect())
+}
+
+#[server(endpoint = "create_api_key")]
+pub async fn create_api_key(name: String) -> Result<NewApiKeyView, AppError> {
+    let admin = require(Permission::ManageSettings, SETTINGS).await?;
+    let db = state()?.db;
+    let created = backend::api_keys::create(&db, &actor(&admin), &name)
+        .await
+        .map_err(key_error)?;
+    let account_sid = backend::settings::account_sid(&db, None)
+        .await
+        .map_err(|e| AppError::internal("reading the account sid", &e))?;
+    Ok(NewApiKeyView {
+        secret: backend::api_keys::reveal(&created.secret).to_owned(),
+        key: key_view(created.key),
+        account_sid,
+    })
+}
+
+#[server(endpoint = "revoke_api_key")]
+pub async fn revoke_api_key(id: String) -> Result<(), AppError> {
+    let admin = require(Permission::ManageSettings, SETTINGS).await?;
+    backend::api_keys::revoke(&state()?.db, &actor(&admin), &id)
+        .await
+        .map_err(key_error)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The send page
+// ---------------------------------------------------------------------------------------------
+
+/// Most recipients in one send from the console (larger lists go through the batch API).
+pub const MAX_RECIPIENTS: usize = 5_000;
+
+/// What the dispatcher filled in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendDraft {
+    /// Numbers, one per line, or CSV rows (the first cell that looks like a number is used).
+    pub recipients: String,
+    /// A template key, or `None` for free text.
+    pub template: Option<String>,
+    pub variables: BTreeMap<String, String>,
+    pub body: String,
+    pub category: Option<Category>,
+}
+
+/// One recipient that will not be sent to, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// 1-based line of the pasted list.
+    pub line: usize,
+    pub input: String,
+    /// invalid | opted_out | geo_blocked | duplicate
+    pub kind: String,
+    pub reason: String,
+}
+
+/// What sending would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub valid: usize,
+    pub invalid: usize,
+    pub opted_out: usize,
+    pub geo_blocked: usize,
+    pub duplicates: usize,
+    pub problems: Vec<Problem>,
+    /// The message itself cannot be sent (template values, empty or too long): why.
+    pub message_error: Option<String>,
+    /// The first recipient's rendered text.
+    pub sample_body: Option<String>,
+    pub total_segments: u64,
+    /// Messages already waiting in the outbox.
+    pub backlog: i64,
+    /// About how long until the last of these is handed to Twilio, in seconds.
+    pub last_send_after_seconds: i64,
+}
+
+/// What a send did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub sids: Vec<String>,
+    pub review: Review,
+}
+
+/// Recipients of a pasted list: (line, the cell used).
+pub fn recipient_lines(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let line = line.trim();
+            if line.is_empty() {
+                return None;
+            }
+            let cells: Vec<&str> = line
+                .split([',', ';', '\t'])
+                .map(|c| c.trim().trim_matches('"').trim())
+                .collect();
+            let digits = |c: &str| c.chars().filter(char::is_ascii_digit).count();
+            let cell = cells
+                .iter()
+                .find(|c| digits(c) >= 5)
+                .copied()
+                .unwrap_or(cells[0]);
+            // A header row ("phone", "name,phone") has no digit in it: skip it.
+            if i == 0 && digits(line) == 0 {
+                return None;
+            }
+            Some((i + 1, cell.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(feature = "ssr")]
+async fn review_draft(
+    draft: &SendDraft,
+) -> Result<(Review, Vec<backend::outbox::Prepared>), AppError> {
+    use backend::outbox::{Content, RefusalCode, Submission};
+    let st = state()?;
+    let settings = backend::settings::sending(&st.db)
+        .await
+        .map_err(|e| AppError::internal("reading the settings", &e))?;
+    let lines = recipient_lines(&draft.recipients);
+    if lines.is_empty() {
+        return Err(AppError::invalid("recipients", "add at least one phone number").respond());
+    }
+    if lines.len() > MAX_RECIPIENTS {
+        return Err(AppError::invalid(
+            "recipients",
+            format!(
+                "{} recipients: at most {MAX_RECIPIENTS} per send from the console (use the batch API for more)",
+                lines.len()
+            ),
+        )
+        .respond());
+    }
+    let content = match &draft.template {
+        Some(key) if !key.is_empty() => Content::Template {
+            key: key.clone(),
+            variables: draft.variables.clone(),
+        },
+        _ => Content::Body(draft.body.clone()),
+    };
+    let mut review = Review {
+        valid: 0,
+        invalid: 0,
+        opted_out: 0,
+        geo_blocked: 0,
+        duplicates: 0,
+        problems: Vec::new(),
+        message_error: None,
+        sample_body: None,
+        total_segments: 0,
+        backlog: 0,
+        last_send_after_seconds: 0,
+    };
+    let mut prepared = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (line, input) in lines {
+        let submission = Submission {
+            to: input.clone(),
+            content: content.clone(),
+            category: draft.category,
+            sender: None,
+            validity_seconds: None,
+        };
+        let outcome = backend::outbox::prepare(&st.db, &st.key, &settings, submission)
+            .await
+            .map_err(|e| AppError::internal("checking recipients", &e))?;
+        let (kind, reason) = match outcome {
+            Ok(p) => {
+                if !seen.insert(p.e164.clone()) {
+                    review.duplicates += 1;
+                    ("duplicate", format!("{} is already in the list", p.masked))
+                } else {
+                    review.sample_body.get_or_insert_with(|| p.body.clone());
+                    review.valid += 1;
+                    review.total_segments += u64::from(p.segments);
+                    prepared.push(p);
+                    continue;
+                }
+            }
+            Err(r) => match r.code {
+                RefusalCode::InvalidNumber | RefusalCode::MissingTo => {
+                    review.invalid += 1;
+                    ("invalid", r.message)
+                }
+                RefusalCode::OptedOut => {
+                    review.opted_out += 1;
+                    ("opted_out", r.message)
+                }
+                RefusalCode::CountryNotAllowed => {
+                    review.geo_blocked += 1;
+                    ("geo_blocked", r.message)
+                }
+                _ => {
+                    // The message itself: the same for every recipient.
+                    review.message_error = Some(r.message);
+                    review.valid = 0;
+                    review.total_segments = 0;
+                    prepared.clear();
+                    break;
+                }
+            },
+        };
+        review.problems.push(Problem {
+            line,
+            input,
+            kind: kind.to_owned(),
+            reason,
+        });
+    }
+    review.backlog = backend::outbox::backlog(&st.db)
+        .await
+        .map_err(|e| AppError::internal("counting the outbox", &e))?;
+    let segments: Vec<u32> = prepared.iter().map(|p| p.segments).collect();
+    let micros = backend::outbox::estimate_last_send(
+        &settings,
+        &st.default_sender,
+        u64::try_from(review.backlog).unwrap_or(0),
+        &segments,
+    );
+    review.last_send_after_seconds = (micros + 999_999) / 1_000_000;
+    Ok((review, prepared))
+}
+
+#[cfg(feature = "ssr")]
+const SEND: &str = "send messages";
+
+/// Checks every recipient and the message, without sending.
+#[server(endpoint = "review_send", input = server_fn::codec::Json)]
+pub async fn review_send(draft: SendDraft) -> Result<Review, AppError> {
+    require(Permission::SendMessages, SEND).await?;
+    Ok(review_draft(&draft).await?.0)
+}
+
+/// Sends to every valid recipient (all written to the outbox in one transaction).
+#[server(endpoint = "send_messages", input = server_fn::codec::Json)]
+pub async fn send_messages(draft: SendDraft) -> Result<Sent, AppError> {
+    let user = require(Permission::SendMessages, SEND).await?;
+    let (review, prepared) = review_draft(&draft).await?;
+    if let Some(e) = &review.message_error {
+        return Err(AppError::invalid("body", e.clone()).respond());
+    }
+    if prepared.is_empty() {
+        return Err(AppError::invalid("recipients", "no valid recipient to send to").respond());
+    }
+    let st = state()?;
+    let source = format!("user:{}", user.email);
+    let written = async {
+        let mut tx = st.db.begin().await?;
+        let accepted = backend::outbox::insert(
+            &mut tx,
+            &st.key,
+            &prepared,
+            &source,
+            backend::db::now_micros(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, backend::db::DbError>(accepted)
+    }
+    .await
+    .map_err(|e| AppError::internal("writing the messages", &e))?;
+    (st.wake)();
+    tracing::info!(
+        user_id = user.id,
+        count = written.len(),
+        "messages sent from the console"
+    );
+    Ok(Sent {
+        sids: written.into_iter().map(|a| a.sid).collect(),
+        review,
+    })
+}
+
+/// Where the messages of a send stand.
+#[server(endpoint = "send_progress", input = server_fn::codec::Json)]
+pub async fn send_progress(sids: Vec<String>) -> Result<ProgressCounts, AppError> {
+    require(Permission::SendMessages, SEND).await?;
+    let p = backend::outbox::progress(&state()?.db, &sids)
+        .await
+        .map_err(|e| AppError::internal("reading progress", &e))?;
+    Ok(ProgressCounts {
+        total: p.total,
+        waiting: p.waiting,
+        in_flight: p.in_flight,
+        delivered: p.delivered,
+        failed: p.failed,
+    })
+}
+
+/// Where a send's messages stand (the backend's counts; the browser build cannot use its type).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressCounts {
+    pub total: i64,
+    /// In smsdesk's outbox (or waiting for a retry).
+    pub waiting: i64,
+    /// Handed to Twilio, no final status yet.
+    pub in_flight: i64,
+    pub delivered: i64,
+    pub failed: i64,
+}
+
+impl ProgressCounts {
+    pub fn finished(&self) -> bool {
+        self.total > 0 && self.waiting == 0 && self.in_flight == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pasted_lists_and_csv_rows_give_their_numbers() {
+        let text = "name,phone\nAda,+1 415 555 2671\n\n\"Bo\";0412 345 678\n+14155552672";
+        assert_eq!(
+            recipient_lines(text),
+            [
+                (2, "+1 415 555 2671".to_owned()),
+                (4, "0412 345 678".to_owned()),
+                (5, "+14155552672".to_owned()),
+            ]
+        );
+    }
+}

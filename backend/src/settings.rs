@@ -1,0 +1,339 @@
+//! Settings admins change at run time (rate limits, retries, senders, geo permissions, default
+//! region, the simulator's odds), stored in the database as one JSON document and read by the
+//! worker before every claim, so a change takes effect without a restart. Every change is audited.
+//!
+//! Also the values made once per installation: the Account SID the Twilio-compatible endpoint
+//! expects (Twilio's own when `TWILIO_ACCOUNT_SID` is set) and the simulator's signing token.
+
+use domain::phone::PhoneNumber;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, Actor};
+use crate::crypto::DataKey;
+use crate::db::{Db, DbError, now_micros};
+use crate::{on_db, on_tx};
+
+const SENDING_KEY: &str = "sending";
+
+pub use domain::sending::{
+    RateLimits, Retries, SenderKind, SenderPace, SendingSettings, SimulatorSettings,
+};
+
+/// What is wrong with a settings change; `field` names the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{field}: {message}")]
+pub struct SettingsError {
+    pub field: String,
+    pub message: String,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Whether `code` is a region smsdesk can number (`US`, `AU`, ...).
+pub fn is_known_region(code: &str) -> bool {
+    domain::phone::is_known_region(code)
+}
+
+/// Whether `id` is a valid alphanumeric sender id.
+pub fn is_alphanumeric_id(id: &str) -> bool {
+    (1..=11).contains(&id.chars().count())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
+        && id.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// Checks every field of `settings`; the first problem is returned with the field's name.
+pub fn validate(settings: &SendingSettings) -> Result<(), SettingsError> {
+    let this = settings;
+    let l = &this.limits;
+    for (field, value) in [
+        ("limits.per_second", l.per_second),
+        ("limits.per_minute", l.per_minute),
+        ("limits.per_hour", l.per_hour),
+        ("limits.per_recipient_per_hour", l.per_recipient_per_hour),
+        ("limits.per_recipient_per_day", l.per_recipient_per_day),
+    ] {
+        if value == 0 {
+            return Err(invalid(
+                field,
+                "must be at least 1 (to stop sending, revoke the API keys instead)",
+            ));
+        }
+    }
+    if !(1..=10).contains(&this.retries.max_attempts) {
+        return Err(invalid("retries.max_attempts", "must be between 1 and 10"));
+    }
+    if !(1..=3_600).contains(&this.retries.base_delay_seconds) {
+        return Err(invalid(
+            "retries.base_delay_seconds",
+            "must be between 1 and 3600 seconds",
+        ));
+    }
+    let p = &this.pace;
+    for (field, value) in [
+        ("pace.long_code", p.long_code),
+        ("pace.toll_free", p.toll_free),
+        ("pace.short_code", p.short_code),
+        ("pace.alphanumeric", p.alphanumeric),
+        ("pace.messaging_service", p.messaging_service),
+    ] {
+        if value == 0 {
+            return Err(invalid(field, "must be at least 1 segment per second"));
+        }
+    }
+    if this.allowed_countries.is_empty() {
+        return Err(invalid(
+            "allowed_countries",
+            "list at least one country (ISO codes such as US, CA, AU)",
+        ));
+    }
+    for (field, list) in [
+        ("allowed_countries", &this.allowed_countries),
+        ("alphanumeric_countries", &this.alphanumeric_countries),
+    ] {
+        if let Some(bad) = list.iter().find(|c| !is_known_region(c)) {
+            return Err(invalid(
+                field,
+                format!("{bad:?} is not a two-letter country code such as US or AU"),
+            ));
+        }
+    }
+    if !is_known_region(&this.default_region) {
+        return Err(invalid(
+            "default_region",
+            format!(
+                "{:?} is not a two-letter country code such as US",
+                this.default_region
+            ),
+        ));
+    }
+    for sender in &this.extra_senders {
+        match PhoneNumber::parse(sender, None) {
+            Ok(n) if n.e164() == sender => {}
+            _ => {
+                return Err(invalid(
+                    "extra_senders",
+                    format!("{sender:?} is not a number in E.164 form such as +15005550006"),
+                ));
+            }
+        }
+    }
+    if let Some(id) = &this.alphanumeric_id
+        && !is_alphanumeric_id(id)
+    {
+        return Err(invalid(
+            "alphanumeric_id",
+            "must be 1 to 11 letters, digits or spaces, with at least one letter",
+        ));
+    }
+    if this.simulator.delivered_percent > 100 {
+        return Err(invalid("simulator.delivered_percent", "must be 0 to 100"));
+    }
+    Ok(())
+}
+
+/// Why settings could not be read or stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsStoreError {
+    #[error(transparent)]
+    Invalid(#[from] SettingsError),
+    #[error("the stored settings no longer read: {0}; an admin must save them again")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for SettingsStoreError {
+    fn from(e: sqlx::Error) -> Self {
+        SettingsStoreError::Db(DbError::Query(e))
+    }
+}
+
+async fn read(db: &Db, key: &str) -> Result<Option<String>, DbError> {
+    Ok(on_db!(db, |pool| sqlx::query_scalar::<_, String>(
+        "SELECT value FROM settings WHERE key = $1"
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await?))
+}
+
+/// The current sending settings (the defaults until an admin saves them).
+pub async fn sending(db: &Db) -> Result<SendingSettings, SettingsStoreError> {
+    match read(db, SENDING_KEY).await? {
+        None => Ok(SendingSettings::default()),
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|e| SettingsStoreError::Corrupt(e.to_string()))
+        }
+    }
+}
+
+/// Stores new sending settings after checking them; audited with before and after.
+pub async fn save_sending(
+    db: &Db,
+    actor: &Actor,
+    new: &SendingSettings,
+) -> Result<(), SettingsStoreError> {
+    validate(new)?;
+    let before = sending(db).await.ok();
+    let json = serde_json::to_string(new).expect("serializable");
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "INSERT INTO settings (key, value, updated_at, updated_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                 updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+    )
+    .bind(SENDING_KEY)
+    .bind(&json)
+    .bind(now_micros())
+    .bind(&actor.label)
+    .execute(conn)
+    .await?
+    .rows_affected());
+    audit::record(
+        &mut tx,
+        actor,
+        "settings.update",
+        "settings:sending",
+        before.map(|b| serde_json::to_value(b).expect("serializable")),
+        Some(serde_json::to_value(new).expect("serializable")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Values made once per installation and shared by every instance.
+#[derive(Clone)]
+pub struct Installation {
+    /// The `AC...` the Twilio-compatible endpoint expects in its path.
+    pub account_sid: String,
+    /// The token the simulator signs its callbacks with (when `TWILIO_AUTH_TOKEN` is not set).
+    pub simulator_token: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for Installation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Installation")
+            .field("account_sid", &self.account_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `prefix` + 32 lowercase hex digits, random: Twilio's sid shape.
+pub fn random_sid(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut sid = String::with_capacity(34);
+    sid.push_str(prefix);
+    for b in bytes {
+        sid.push_str(&format!("{b:02x}"));
+    }
+    sid
+}
+
+/// Stores `value` under `key` unless one is there, and returns the stored one (another instance
+/// may have won the race).
+async fn once(db: &Db, key: &str, value: &str) -> Result<String, DbError> {
+    on_db!(db, |pool| sqlx::query(
+        "INSERT INTO settings (key, value, updated_at, updated_by) VALUES ($1, $2, $3, 'system')
+             ON CONFLICT (key) DO NOTHING"
+    )
+    .bind(key)
+    .bind(value)
+    .bind(now_micros())
+    .execute(pool)
+    .await?
+    .rows_affected());
+    Ok(read(db, key).await?.unwrap_or_else(|| value.to_owned()))
+}
+
+/// The Account SID the Twilio-compatible endpoint expects: Twilio's when given, otherwise one
+/// generated on first start and kept.
+pub async fn account_sid(db: &Db, twilio_account_sid: Option<&str>) -> Result<String, DbError> {
+    match twilio_account_sid {
+        Some(sid) => Ok(sid.to_owned()),
+        None => once(db, "account_sid", &random_sid("AC")).await,
+    }
+}
+
+/// The installation's values: `account_sid` is Twilio's when given, otherwise one generated on
+/// first start and kept.
+pub async fn installation(
+    db: &Db,
+    key: &DataKey,
+    twilio_account_sid: Option<&str>,
+) -> Result<Installation, SettingsStoreError> {
+    let account_sid = account_sid(db, twilio_account_sid).await?;
+    let mut token = [0u8; 16];
+    rand::rng().fill_bytes(&mut token);
+    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    let stored = once(db, "simulator_token", &key.encrypt(&token)).await?;
+    let simulator_token = key
+        .decrypt(&stored)
+        .map_err(|e| SettingsStoreError::Corrupt(format!("simulator token: {e}")))?;
+    Ok(Installation {
+        account_sid,
+        simulator_token: simulator_token.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_seed() {
+        let s = SendingSettings::default();
+        assert_eq!(validate(&s), Ok(()));
+        assert_eq!(
+            (s.limits.per_second, s.limits.per_minute, s.limits.per_hour),
+            (10, 100, 1_000)
+        );
+        assert_eq!(s.allowed_countries, ["US", "CA", "AU"]);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let mut s = SendingSettings::default();
+        s.limits.per_minute = 0;
+        assert_eq!(validate(&s).unwrap_err().field, "limits.per_minute");
+        let mut s = SendingSettings::default();
+        s.allowed_countries.push("XX".into());
+        assert_eq!(validate(&s).unwrap_err().field, "allowed_countries");
+        let mut s = SendingSettings::default();
+        s.extra_senders.push("+1 500 555 0006".into());
+        assert_eq!(validate(&s).unwrap_err().field, "extra_senders");
+        let s = SendingSettings {
+            alphanumeric_id: Some("SafeShipperLtd".into()),
+            ..SendingSettings::default()
+        };
+        assert_eq!(validate(&s).unwrap_err().field, "alphanumeric_id");
+    }
+
+    #[test]
+    fn sender_kinds() {
+        assert_eq!(SenderKind::of("+14155550100"), SenderKind::LongCode);
+        assert_eq!(SenderKind::of("+18885550100"), SenderKind::TollFree);
+        assert_eq!(SenderKind::of("12345"), SenderKind::ShortCode);
+        assert_eq!(SenderKind::of("SafeShip"), SenderKind::Alphanumeric);
+        assert_eq!(
+            SenderKind::of("MG0123456789abcdef0123456789abcdef"),
+            SenderKind::MessagingService
+        );
+        assert_eq!(SenderPace::default().for_sender("+18885550100"), 3);
+    }
+
+    #[test]
+    fn sids_have_twilios_shape() {
+        let sid = random_sid("SM");
+        assert_eq!(sid.len(), 34);
+        assert!(sid[2..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(sid, random_sid("SM"));
+    }
+}

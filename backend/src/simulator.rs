@@ -1,0 +1,405 @@
+//! The built-in simulator: what smsdesk sends through when it has no Twilio credentials. It answers
+//! like Twilio (the Message JSON's shapes, the magic test numbers' errors), moves each message
+//! along a realistic lifecycle (queued, then sent, then delivered or undelivered with a carrier
+//! error, at the odds and delays in the settings), and posts **signed status callbacks over HTTP**
+//! to the `StatusCallback` URL, which is smsdesk's own webhook: the whole pipeline is real.
+//!
+//! Callbacks are due at a time; [`Simulator::post_due`] posts those due by `now`. The server calls
+//! it on a timer; tests call it with the time they choose. Seedable, so a test gets the same sids
+//! and outcomes every run. The simulator's ledger is kept in memory: after a restart it has
+//! forgotten earlier messages, as a fresh fake Twilio would.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::segments::SegmentedMessage;
+use domain::signature::AuthToken;
+use domain::status::MessageStatus;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::settings::SimulatorSettings;
+use crate::twilio::{Message, NewMessage, Sender, TwilioError};
+
+/// Carrier errors a simulated undelivered message ends with.
+const CARRIER_ERRORS: [(u32, &str); 5] = [
+    (30003, "Unreachable destination handset"),
+    (30005, "Unknown destination handset"),
+    (30006, "Landline or unreachable carrier"),
+    (30007, "Message filtered"),
+    (30008, "Unknown error"),
+];
+
+/// Twilio's magic `To` numbers and the error each gives at create.
+const MAGIC_TO: [(&str, u32, &str); 5] = [
+    (
+        "+15005550001",
+        21211,
+        "The 'To' number +15005550001 is not a valid phone number.",
+    ),
+    (
+        "+15005550002",
+        21612,
+        "The 'To' phone number: +15005550002, is not currently reachable using the 'From' phone number",
+    ),
+    (
+        "+15005550003",
+        21408,
+        "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: +15005550003.",
+    ),
+    (
+        "+15005550004",
+        21610,
+        "Attempt to send to unsubscribed recipient",
+    ),
+    (
+        "+15005550009",
+        21614,
+        "'To' number is not a valid mobile number",
+    ),
+];
+
+/// Twilio's magic `From` numbers and their errors.
+const MAGIC_FROM: [(&str, u32, &str); 3] = [
+    (
+        "+15005550001",
+        21212,
+        "The 'From' number +15005550001 is not a valid phone number, shortcode, or alphanumeric sender ID.",
+    ),
+    (
+        "+15005550007",
+        21606,
+        "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination/account",
+    ),
+    (
+        "+15005550008",
+        21611,
+        "This 'From' number has exceeded the maximum number of queued messages",
+    ),
+];
+
+struct PendingCallback {
+    url: String,
+    sid: String,
+    status: MessageStatus,
+    error: Option<(u32, &'static str)>,
+}
+
+struct State {
+    rng: StdRng,
+    /// Every message created, by sid.
+    ledger: BTreeMap<String, Message>,
+    /// Callbacks by (due time, sequence).
+    pending: BTreeMap<(i64, u64), PendingCallback>,
+    sequence: u64,
+}
+
+/// A simulated Twilio account.
+pub struct Simulator {
+    account_sid: String,
+    token: AuthToken,
+    http: reqwest::Client,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("account_sid", &self.account_sid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn api_error(status: u16, code: u32, message: &str) -> TwilioError {
+    TwilioError::Api {
+        status,
+        code: Some(code),
+        message: message.to_owned(),
+        more_info: Some(format!("https://www.twilio.com/docs/errors/{code}")),
+    }
+}
+
+fn micros_to_datetime(micros: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros)
+}
+
+impl Simulator {
+    /// A simulator signing with `token`; `seed` makes sids and outcomes repeatable.
+    pub fn new(account_sid: &str, token: AuthToken, seed: Option<u64>) -> Simulator {
+        let rng = match seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        Simulator {
+            account_sid: account_sid.to_owned(),
+            token,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .expect("a plain HTTP client builds"),
+            state: Mutex::new(State {
+                rng,
+                ledger: BTreeMap::new(),
+                pending: BTreeMap::new(),
+                sequence: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates a message as Twilio would at `now` (µs): an error for the magic numbers, otherwise
+    /// `queued`, with its callbacks scheduled.
+    pub fn create(
+        &self,
+        message: &NewMessage,
+        now: i64,
+        settings: &SimulatorSettings,
+    ) -> Result<Message, TwilioError> {
+        if let Some((_, code, text)) = MAGIC_TO.iter().find(|(n, ..)| *n == message.to) {
+            return Err(api_error(400, *code, text));
+        }
+        let from = match &message.sender {
+            Sender::From(from) => {
+                if let Some((_, code, text)) = MAGIC_FROM.iter().find(|(n, ..)| n == from) {
+                    return Err(api_error(400, *code, text));
+                }
+                Some(from.clone())
+            }
+            Sender::MessagingService(_) => None,
+        };
+        let segments =
+            SegmentedMessage::analyze(&message.body, message.smart_encoded == Some(true))
+                .map_err(|e| api_error(400, 21617, &e.to_string()))?
+                .segment_count();
+        let mut state = self.lock();
+        let mut bytes = [0u8; 16];
+        state.rng.fill(&mut bytes);
+        let sid: String = std::iter::once("SM".to_owned())
+            .chain(bytes.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let created = Message {
+            sid: sid.clone(),
+            status: MessageStatus::Queued,
+            to: message.to.clone(),
+            from,
+            messaging_service_sid: match &message.sender {
+                Sender::MessagingService(mg) => Some(mg.clone()),
+                Sender::From(_) => None,
+            },
+            body: message.body.clone(),
+            num_segments: u32::try_from(segments).unwrap_or(u32::MAX),
+            price: None,
+            price_unit: Some("USD".to_owned()),
+            error_code: None,
+            error_message: None,
+            date_created: micros_to_datetime(now),
+            date_sent: None,
+            date_updated: micros_to_datetime(now),
+        };
+        state.ledger.insert(sid.clone(), created.clone());
+        if let Some(url) = &message.status_callback {
+            let sent_at = now + i64::from(settings.sent_after_ms) * 1_000;
+            let final_at = sent_at + i64::from(settings.final_after_ms) * 1_000;
+            let delivered = state.rng.random_range(0..100u8) < settings.delivered_percent;
+            let error = (!delivered)
+                .then(|| CARRIER_ERRORS[state.rng.random_range(0..CARRIER_ERRORS.len())]);
+            for (at, status, error) in [
+                (sent_at, MessageStatus::Sent, None),
+                (
+                    final_at,
+                    if delivered {
+                        MessageStatus::Delivered
+                    } else {
+                        MessageStatus::Undelivered
+                    },
+                    error,
+                ),
+            ] {
+                state.sequence += 1;
+                let seq = state.sequence;
+                state.pending.insert(
+                    (at, seq),
+                    PendingCallback {
+                        url: url.clone(),
+                        sid: sid.clone(),
+                        status,
+                        error,
+                    },
+                );
+            }
+        }
+        Ok(created)
+    }
+
+    /// Messages created for `to` and sent on or after `day` (as Twilio's `DateSent>` filter).
+    pub fn list_messages_to(&self, to: &str, day: NaiveDate) -> Vec<Message> {
+        let state = self.lock();
+        state
+            .ledger
+            .values()
+            .filter(|m| m.to == to)
+            .filter(|m| m.date_created.is_some_and(|d| d.date_naive() >= day))
+            .cloned()
+            .collect()
+    }
+
+    /// How many callbacks wait to be posted, and when the next is due.
+    pub fn next_due(&self) -> Option<i64> {
+        self.lock().pending.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Posts every callback due by `now`, signed, in due order; returns how many were answered
+    /// with a 2xx. A callback that fails to post is dropped, as Twilio gives up on them too.
+    pub async fn post_due(&self, now: i64) -> usize {
+        let due: Vec<PendingCallback> = {
+            let mut state = self.lock();
+            let later = state.pending.split_off(&(now.saturating_add(1), 0));
+            let due = std::mem::replace(&mut state.pending, later);
+            let due: Vec<PendingCallback> = due.into_values().collect();
+            for cb in &due {
+                if let Some(m) = state.ledger.get_mut(&cb.sid) {
+                    m.status = cb.status;
+                    m.date_updated = micros_to_datetime(now);
+                    if cb.status == MessageStatus::Sent {
+                        m.date_sent = micros_to_datetime(now);
+                    }
+                    m.error_code = cb.error.map(|(c, _)| c);
+                    m.error_message = cb.error.map(|(_, t)| t.to_owned());
+                }
+            }
+            due
+        };
+        let mut answered = 0;
+        for cb in due {
+            let (to, from) = {
+                let state = self.lock();
+                state
+                    .ledger
+                    .get(&cb.sid)
+                    .map(|m| (m.to.clone(), m.from.clone().unwrap_or_default()))
+                    .unwrap_or_default()
+            };
+            let mut params: Vec<(&str, String)> = vec![
+                ("AccountSid", self.account_sid.clone()),
+                ("ApiVersion", "2010-04-01".to_owned()),
+                ("From", from),
+                ("MessageSid", cb.sid.clone()),
+                ("MessageStatus", cb.status.as_str().to_owned()),
+                ("SmsSid", cb.sid.clone()),
+                ("SmsStatus", cb.status.as_str().to_owned()),
+                ("To", to),
+            ];
+            if let Some((code, text)) = cb.error {
+                params.push(("ErrorCode", code.to_string()));
+                params.push(("ErrorMessage", text.to_owned()));
+            }
+            let signature = domain::signature::sign(&self.token, &cb.url, &params);
+            let posted = self
+                .http
+                .post(&cb.url)
+                .header("X-Twilio-Signature", signature)
+                .header("User-Agent", "TwilioProxy/1.1 (smsdesk simulator)")
+                .form(&params)
+                .send()
+                .await;
+            match posted {
+                Ok(r) if r.status().is_success() => answered += 1,
+                Ok(r) => {
+                    tracing::warn!(status = %r.status(), sid = %cb.sid, "simulated status callback refused")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, sid = %cb.sid, "simulated status callback not delivered")
+                }
+            }
+        }
+        answered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn simulator() -> Simulator {
+        Simulator::new(
+            "AC00000000000000000000000000000000",
+            AuthToken::new("secret").expect("token"),
+            Some(7),
+        )
+    }
+
+    fn message(to: &str) -> NewMessage {
+        NewMessage {
+            to: to.to_owned(),
+            sender: Sender::From("+15005550006".to_owned()),
+            body: "Shipment 42 picked up".to_owned(),
+            status_callback: Some("http://127.0.0.1:9/webhooks/twilio/status".to_owned()),
+            validity_period: None,
+            smart_encoded: None,
+            attempt: Some(1),
+        }
+    }
+
+    #[test]
+    fn magic_numbers_fail_like_twilio() {
+        let sim = simulator();
+        let settings = SimulatorSettings::default();
+        for (to, code) in [
+            ("+15005550001", 21211),
+            ("+15005550002", 21612),
+            ("+15005550003", 21408),
+            ("+15005550004", 21610),
+            ("+15005550009", 21614),
+        ] {
+            match sim.create(&message(to), 0, &settings) {
+                Err(TwilioError::Api {
+                    status: 400,
+                    code: Some(c),
+                    ..
+                }) => assert_eq!(c, code, "{to}"),
+                other => panic!("{to}: {other:?}"),
+            }
+        }
+        let mut from_magic = message("+14155552671");
+        from_magic.sender = Sender::From("+15005550008".to_owned());
+        assert!(matches!(
+            sim.create(&from_magic, 0, &settings),
+            Err(TwilioError::Api {
+                code: Some(21611),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_message_is_queued_with_its_callbacks_due_in_order() {
+        let sim = simulator();
+        let settings = SimulatorSettings {
+            delivered_percent: 100,
+            sent_after_ms: 10,
+            final_after_ms: 20,
+        };
+        let created = sim
+            .create(&message("+14155552671"), 1_000_000, &settings)
+            .expect("created");
+        assert_eq!(created.status, MessageStatus::Queued);
+        assert!(created.sid.starts_with("SM") && created.sid.len() == 34);
+        assert_eq!(created.num_segments, 1);
+        assert_eq!(sim.next_due(), Some(1_010_000));
+        let state = sim.lock();
+        let statuses: Vec<_> = state.pending.values().map(|c| c.status).collect();
+        assert_eq!(statuses, [MessageStatus::Sent, MessageStatus::Delivered]);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_sids() {
+        let settings = SimulatorSettings::default();
+        let a = simulator().create(&message("+14155552671"), 0, &settings);
+        let b = simulator().create(&message("+14155552671"), 0, &settings);
+        assert_eq!(a.expect("a").sid, b.expect("b").sid);
+    }
+}

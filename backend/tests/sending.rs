@@ -1,0 +1,766 @@
+//! The sending engine against a real database (SQLite and PostgreSQL) and a fake Twilio over real
+//! HTTP: intake checks, priority order, limits, retry classes, in-doubt resolution, validity,
+//! callbacks, idempotency. The worker is driven by hand (`try_execute_task` with a chosen time):
+//! nothing here sleeps to wait for work.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend::crypto::DataKey;
+use backend::db::{Db, now_micros};
+use backend::outbox::{self, Content, Idempotency, RefusalCode, Submission};
+use backend::settings::{self, SendingSettings};
+use backend::simulator::Simulator;
+use backend::testing::fake_twilio::{FakeTwilio, Script};
+use backend::twilio::{NewMessage, Sender, TwilioClient, TwilioConfig};
+use backend::worker::{Callback, CallbackOutcome, Provider, Worker, WorkerConfig};
+use backend::{audit, on_db};
+use domain::status::MessageStatus;
+use domain::template::Category;
+use secrecy::SecretString;
+
+const SECOND: i64 = 1_000_000;
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const FROM: &str = "+15005550006";
+
+fn key() -> DataKey {
+    DataKey::new(&[7u8; 32])
+}
+
+/// A US number that differs by `n`.
+fn number(n: u32) -> String {
+    format!("+1415555{:04}", 2000 + n)
+}
+
+fn client(fake: &FakeTwilio, timeout: Duration) -> TwilioClient {
+    TwilioClient::new(TwilioConfig {
+        base_url: fake.uri(),
+        account_sid: ACCOUNT.to_owned(),
+        username: ACCOUNT.to_owned(),
+        password: SecretString::from("token"),
+        timeout,
+    })
+    .expect("client")
+}
+
+fn worker(db: &Db, fake: &FakeTwilio) -> Worker {
+    let mut config = WorkerConfig::new(
+        Sender::From(FROM.to_owned()),
+        Some("https://sms.example/webhooks/twilio/status".to_owned()),
+    );
+    config.lease = Duration::from_secs(30);
+    Worker::new(
+        db.clone(),
+        key(),
+        Provider::Twilio(client(fake, Duration::from_millis(400))),
+        config,
+    )
+}
+
+/// Settings with every limit far away, so a test sets only the one it checks.
+fn open_settings() -> SendingSettings {
+    let mut s = SendingSettings::default();
+    s.limits.per_second = 10_000;
+    s.limits.per_minute = 100_000;
+    s.limits.per_hour = 1_000_000;
+    s.limits.per_recipient_per_hour = 1_000;
+    s.limits.per_recipient_per_day = 1_000;
+    s.pace.long_code = 10_000;
+    s
+}
+
+async fn save(db: &Db, s: &SendingSettings) {
+    settings::save_sending(db, &audit::Actor::system(), s)
+        .await
+        .expect("settings saved");
+}
+
+fn body_to(to: &str, body: &str, category: Option<Category>) -> Submission {
+    Submission {
+        to: to.to_owned(),
+        content: Content::Body(body.to_owned()),
+        category,
+        sender: None,
+        validity_seconds: None,
+    }
+}
+
+/// Checks and writes one submission, as the API does; panics on refusal.
+async fn submit(db: &Db, submission: Submission, now: i64) -> outbox::Accepted {
+    let s = settings::sending(db).await.expect("settings");
+    let prepared = outbox::prepare(db, &key(), &s, submission)
+        .await
+        .expect("db")
+        .expect("accepted");
+    let mut tx = db.begin().await.expect("tx");
+    let accepted = outbox::insert(&mut tx, &key(), &[prepared], "test", now)
+        .await
+        .expect("inserted");
+    tx.commit().await.expect("commit");
+    accepted.into_iter().next().expect("one")
+}
+
+async fn refusal(db: &Db, submission: Submission) -> outbox::Refusal {
+    let s = settings::sending(db).await.expect("settings");
+    outbox::prepare(db, &key(), &s, submission)
+        .await
+        .expect("db")
+        .expect_err("refused")
+}
+
+async fn view(db: &Db, sid: &str) -> outbox::MessageView {
+    outbox::find(db, &key(), sid)
+        .await
+        .expect("db")
+        .expect("found")
+}
+
+async fn intake_refuses_with_a_clear_reason_for_each_check(db: Db) {
+    let cases = [
+        (body_to("", "hi", None), RefusalCode::MissingTo),
+        (body_to("+1 415 55", "hi", None), RefusalCode::InvalidNumber),
+        (
+            body_to("415-555-2671x", "hi", None),
+            RefusalCode::InvalidNumber,
+        ),
+        (
+            body_to("+44 7400 123456", "hi", None),
+            RefusalCode::CountryNotAllowed,
+        ),
+        (body_to(&number(1), "  ", None), RefusalCode::EmptyBody),
+        (
+            body_to(&number(1), &"a".repeat(1_601), None),
+            RefusalCode::BodyTooLong,
+        ),
+    ];
+    for (submission, code) in cases {
+        let r = refusal(&db, submission.clone()).await;
+        assert_eq!(r.code, code, "{submission:?}: {}", r.message);
+        assert!(!r.message.is_empty());
+    }
+    let geo = refusal(&db, body_to("+44 7400 123456", "hi", None)).await;
+    assert_eq!(geo.twilio_code, Some(21408));
+    assert!(geo.message.contains("GB"), "{}", geo.message);
+
+    let template = |key: &str, vars: &[(&str, &str)]| Submission {
+        to: number(1),
+        content: Content::Template {
+            key: key.to_owned(),
+            variables: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        },
+        category: None,
+        sender: None,
+        validity_seconds: None,
+    };
+    backend::templates::seed_defaults(&db)
+        .await
+        .expect("seeded");
+    let stored = backend::templates::list(&db).await.expect("templates");
+    let first = &stored[0].template;
+    let r = refusal(&db, template("no_such_template", &[])).await;
+    assert_eq!(r.code, RefusalCode::UnknownTemplate);
+    let r = refusal(&db, template(first.key().as_str(), &[("nope", "x")])).await;
+    assert_eq!(r.code, RefusalCode::UnknownVariable);
+    assert!(r.message.contains("nope"), "{}", r.message);
+    let r = refusal(&db, template(first.key().as_str(), &[])).await;
+    assert_eq!(r.code, RefusalCode::TemplateValues);
+
+    let mut bad_sender = body_to(&number(1), "hi", None);
+    bad_sender.sender = Some("+14155550000".into());
+    assert_eq!(
+        refusal(&db, bad_sender).await.code,
+        RefusalCode::InvalidSender
+    );
+    let mut bad_validity = body_to(&number(1), "hi", None);
+    bad_validity.validity_seconds = Some(36_001);
+    assert_eq!(
+        refusal(&db, bad_validity).await.code,
+        RefusalCode::InvalidValidity
+    );
+}
+on_both!(intake_refuses_with_a_clear_reason_for_each_check);
+
+async fn an_accepted_message_is_in_the_outbox_with_its_first_event(db: Db) {
+    let now = now_micros();
+    let accepted = submit(
+        &db,
+        body_to("(415) 555-2671", "Shipment SS-1 picked up", None),
+        now,
+    )
+    .await;
+    let m = view(&db, &accepted.sid).await;
+    assert_eq!(m.to, "+14155552671");
+    assert_eq!(m.to_masked, "+1 415 *** **71");
+    assert_eq!(m.status, MessageStatus::Accepted);
+    assert_eq!(
+        (m.state.as_str(), m.segments, m.encoding.as_str()),
+        ("waiting", 1, "GSM-7")
+    );
+    let events = outbox::events(&db, m.id).await.expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "accepted");
+    // Stored encrypted: the number is nowhere in the row as text.
+    let raw: String = on_db!(&db, |pool| sqlx::query_scalar::<_, String>(
+        "SELECT to_encrypted || to_hash || to_masked FROM messages"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("row"));
+    assert!(!raw.contains("4155552671"));
+}
+on_both!(an_accepted_message_is_in_the_outbox_with_its_first_event);
+
+async fn emergency_goes_first_then_two_factor_then_the_rest_in_order(db: Db) {
+    save(&db, &open_settings()).await;
+    let fake = FakeTwilio::start().await;
+    let now = now_micros();
+    let order = [
+        (1, None),
+        (2, Some(Category::Shipment)),
+        (3, Some(Category::TwoFactor)),
+        (4, Some(Category::Emergency)),
+        (5, Some(Category::Driver)),
+        (6, Some(Category::Emergency)),
+        (7, Some(Category::TwoFactor)),
+    ];
+    for (n, category) in order {
+        submit(
+            &db,
+            body_to(&number(n), &format!("message {n}"), category),
+            now,
+        )
+        .await;
+    }
+    let mut w = worker(&db, &fake);
+    // One at a time, so the order of requests is the order of claims.
+    let mut config = WorkerConfig::new(Sender::From(FROM.to_owned()), None);
+    config.batch_size = 1;
+    w = Worker::new(db.clone(), key(), w.provider().clone(), config);
+    for _ in 0..order.len() {
+        assert_eq!(w.try_execute_task(now).await.expect("step").sent, 1);
+    }
+    let sent: Vec<String> = fake.ledger().into_iter().map(|c| c.body).collect();
+    assert_eq!(
+        sent,
+        [
+            "message 4",
+            "message 6",
+            "message 3",
+            "message 7",
+            "message 1",
+            "message 2",
+            "message 5"
+        ]
+    );
+    assert_eq!(w.try_execute_task(now).await.expect("step").claimed, 0);
+}
+on_both!(emergency_goes_first_then_two_factor_then_the_rest_in_order);
+
+async fn global_limits_are_never_exceeded(db: Db) {
+    let mut s = open_settings();
+    s.limits.per_second = 2;
+    s.limits.per_minute = 3;
+    s.limits.per_hour = 5;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    for n in 0..8 {
+        submit(&db, body_to(&number(n), &format!("m{n}"), None), t0).await;
+    }
+    let w = worker(&db, &fake);
+    // (time offset, messages claimed): 2 per second, 3 per minute, 5 per hour.
+    let mut sent_at: Vec<i64> = Vec::new();
+    let plan = [
+        (0, 2),
+        (0, 0),
+        (SECOND / 2, 0),
+        (SECOND, 1),
+        (2 * SECOND, 0),
+        (59 * SECOND, 0),
+        (60 * SECOND, 2),
+        (61 * SECOND, 0),
+        (3_600 * SECOND, 2),
+        (3_601 * SECOND, 1),
+    ];
+    for (offset, expected) in plan {
+        let step = w.try_execute_task(t0 + offset).await.expect("step");
+        assert_eq!(step.claimed, expected, "at +{offset} µs");
+        sent_at.extend(std::iter::repeat_n(t0 + offset, step.claimed));
+        if step.claimed == 0 {
+            let next = step.next_due.expect("messages wait");
+            assert!(next > t0 + offset, "the next due time is in the future");
+        }
+    }
+    assert_eq!(fake.ledger().len(), sent_at.len());
+    for (limit, window) in [(2, SECOND), (3, 60 * SECOND), (5, 3_600 * SECOND)] {
+        for &start in &sent_at {
+            let inside = sent_at
+                .iter()
+                .filter(|&&t| t >= start && t < start + window)
+                .count();
+            assert!(inside <= limit, "{inside} sends in a window of {window} µs");
+        }
+    }
+}
+on_both!(global_limits_are_never_exceeded);
+
+async fn recipient_limits_defer_and_emergency_is_exempt(db: Db) {
+    let mut s = open_settings();
+    s.limits.per_recipient_per_hour = 3;
+    s.limits.per_recipient_per_day = 4;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let to = number(9);
+    let mut sids = Vec::new();
+    for n in 0..5 {
+        sids.push(
+            submit(&db, body_to(&to, &format!("update {n}"), None), t0)
+                .await
+                .sid,
+        );
+    }
+    let emergency = submit(
+        &db,
+        body_to(&to, "EVACUATE depot 3", Some(Category::Emergency)),
+        t0,
+    )
+    .await;
+    let w = worker(&db, &fake);
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!(
+        (step.claimed, step.deferred),
+        (4, 2),
+        "3 updates and the emergency"
+    );
+    assert_eq!(view(&db, &emergency.sid).await.state, "done");
+    let waiting = view(&db, &sids[3]).await;
+    assert_eq!(waiting.state, "waiting");
+    assert_eq!(
+        waiting.due_at,
+        t0 + 3_600 * SECOND,
+        "allowed when the first leaves the hour"
+    );
+    let step = w.try_execute_task(t0 + 3_600 * SECOND).await.expect("step");
+    assert_eq!(
+        step.claimed, 1,
+        "the daily limit (4) leaves room for one more today"
+    );
+    assert_eq!(fake.ledger().len(), 5);
+}
+on_both!(recipient_limits_defer_and_emergency_is_exempt);
+
+async fn a_sender_sends_no_faster_than_its_pace(db: Db) {
+    let mut s = open_settings();
+    s.pace.long_code = 1;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let long = "x".repeat(200); // 2 segments
+    let a = submit(&db, body_to(&number(1), &long, None), t0).await;
+    let b = submit(&db, body_to(&number(2), "short", None), t0).await;
+    let w = worker(&db, &fake);
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!((step.claimed, step.deferred), (1, 1));
+    assert_eq!(view(&db, &a.sid).await.state, "done");
+    assert_eq!(
+        view(&db, &b.sid).await.due_at,
+        t0 + 2 * SECOND,
+        "2 segments at 1/s"
+    );
+    assert_eq!(
+        w.try_execute_task(t0 + 2 * SECOND - 1)
+            .await
+            .expect("step")
+            .claimed,
+        0
+    );
+    assert_eq!(
+        w.try_execute_task(t0 + 2 * SECOND)
+            .await
+            .expect("step")
+            .claimed,
+        1
+    );
+}
+on_both!(a_sender_sends_no_faster_than_its_pace);
+
+async fn each_twilio_error_class_gets_its_treatment(db: Db) {
+    let mut s = open_settings();
+    s.retries.base_delay_seconds = 60;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let throttled = number(1);
+    let invalid = number(2);
+    let opted_out = number(3);
+    let bad_auth = number(4);
+    fake.script(
+        &throttled,
+        [Script::Error {
+            status: 429,
+            code: 20429,
+        }],
+    );
+    fake.script(
+        &invalid,
+        [Script::Error {
+            status: 400,
+            code: 21211,
+        }],
+    );
+    fake.script(
+        &opted_out,
+        [Script::Error {
+            status: 400,
+            code: 21610,
+        }],
+    );
+    fake.script(
+        &bad_auth,
+        [Script::Error {
+            status: 401,
+            code: 20003,
+        }],
+    );
+    let a = submit(&db, body_to(&throttled, "a", None), t0).await;
+    let b = submit(&db, body_to(&invalid, "b", None), t0).await;
+    let c = submit(&db, body_to(&opted_out, "c", None), t0).await;
+    let d = submit(&db, body_to(&bad_auth, "d", None), t0).await;
+    let w = worker(&db, &fake);
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!((step.claimed, step.retry_scheduled, step.failed), (4, 1, 3));
+
+    let a_view = view(&db, &a.sid).await;
+    assert_eq!(a_view.state, "waiting");
+    let wait = a_view.due_at - t0;
+    assert!(
+        (48 * SECOND..=72 * SECOND).contains(&wait),
+        "60 s ± 20 %: {wait}"
+    );
+    let b_view = view(&db, &b.sid).await;
+    assert_eq!(
+        (b_view.status, b_view.error_code),
+        (MessageStatus::Failed, Some(21211))
+    );
+    assert!(b_view.error_message.expect("reason").contains("21211"));
+    let c_view = view(&db, &c.sid).await;
+    assert_eq!(c_view.error_code, Some(21610));
+    assert_eq!(
+        refusal(&db, body_to(&opted_out, "again", None)).await.code,
+        RefusalCode::OptedOut,
+        "21610 recorded an opt-out"
+    );
+    assert_eq!(view(&db, &d.sid).await.error_code, Some(20003));
+    let alerts = audit::list(
+        &db,
+        &audit::Filter {
+            action: Some("alert.".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("audit");
+    assert_eq!(alerts.len(), 1, "admins alerted once for 20003");
+
+    // The throttled one goes out when due, once.
+    assert_eq!(
+        w.try_execute_task(t0 + wait - 1)
+            .await
+            .expect("step")
+            .claimed,
+        0
+    );
+    let step = w.try_execute_task(t0 + wait).await.expect("step");
+    assert_eq!(step.sent, 1);
+    assert_eq!(view(&db, &a.sid).await.attempts, 2);
+    assert_eq!(fake.ledger().len(), 1);
+}
+on_both!(each_twilio_error_class_gets_its_treatment);
+
+async fn a_send_in_doubt_is_looked_up_before_it_is_sent_again(db: Db) {
+    save(&db, &open_settings()).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let late = number(1);
+    let down = number(2);
+    // Acted on, but answered after the client gave up; and a 503 that did nothing.
+    fake.script(&late, [Script::AcceptLate(Duration::from_secs(3))]);
+    fake.script(&down, [Script::Unavailable]);
+    let a = submit(&db, body_to(&late, "late answer", None), t0).await;
+    let b = submit(&db, body_to(&down, "service down", None), t0).await;
+    let w = worker(&db, &fake);
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!(step.retry_scheduled, 2);
+    assert_eq!(fake.ledger().len(), 1, "the late one was created");
+    let due = view(&db, &a.sid)
+        .await
+        .due_at
+        .max(view(&db, &b.sid).await.due_at);
+
+    let step = w.try_execute_task(due).await.expect("step");
+    assert_eq!((step.sent, step.found_in_doubt), (2, 1));
+    let ledger = fake.ledger();
+    assert_eq!(ledger.len(), 2, "each message exactly once");
+    assert_eq!(ledger.iter().filter(|c| c.to == late).count(), 1);
+    let a_view = view(&db, &a.sid).await;
+    assert_eq!(a_view.provider_sid.as_deref(), Some(ledger[0].sid.as_str()));
+    let kinds: Vec<String> = outbox::events(&db, a_view.id)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["accepted", "retry", "found"]);
+}
+on_both!(a_send_in_doubt_is_looked_up_before_it_is_sent_again);
+
+async fn a_claim_left_by_a_crash_is_resolved_without_sending_twice(db: Db) {
+    save(&db, &open_settings()).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let went = submit(
+        &db,
+        body_to(&number(1), "went out before the crash", None),
+        t0,
+    )
+    .await;
+    let lost = submit(&db, body_to(&number(2), "never left", None), t0).await;
+    // The process died after claiming both; the first request had reached Twilio.
+    for (sid, _) in [(&went.sid, ()), (&lost.sid, ())] {
+        on_db!(&db, |pool| sqlx::query(
+            "UPDATE messages SET state = 'sending', lease_until = $1, attempts = 1,
+                 attempt_started_at = $2 WHERE sid = $3"
+        )
+        .bind(t0 + 30 * SECOND)
+        .bind(t0)
+        .bind(sid)
+        .execute(pool)
+        .await
+        .expect("claimed")
+        .rows_affected());
+    }
+    client(&fake, Duration::from_secs(5))
+        .create_message(&NewMessage {
+            to: number(1),
+            sender: Sender::From(FROM.to_owned()),
+            body: "went out before the crash".to_owned(),
+            status_callback: None,
+            validity_period: None,
+            smart_encoded: None,
+            attempt: Some(1),
+        })
+        .await
+        .expect("created");
+    let w = worker(&db, &fake);
+    assert_eq!(
+        w.try_execute_task(t0 + SECOND).await.expect("step").claimed,
+        0,
+        "leased"
+    );
+    let step = w.try_execute_task(t0 + 31 * SECOND).await.expect("step");
+    assert_eq!((step.claimed, step.sent, step.found_in_doubt), (2, 2, 1));
+    let ledger = fake.ledger();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger.iter().filter(|c| c.to == number(1)).count(), 1);
+    assert_eq!(ledger.iter().filter(|c| c.to == number(2)).count(), 1);
+}
+on_both!(a_claim_left_by_a_crash_is_resolved_without_sending_twice);
+
+async fn a_message_past_its_validity_is_not_sent(db: Db) {
+    save(&db, &open_settings()).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let mut code = body_to(&number(1), "Your code is 123456", Some(Category::TwoFactor));
+    code.validity_seconds = Some(30);
+    let m = submit(&db, code, t0).await;
+    let fresh = submit(
+        &db,
+        body_to(&number(2), "Your code is 654321", Some(Category::TwoFactor)),
+        t0,
+    )
+    .await;
+    let w = worker(&db, &fake);
+    let step = w.try_execute_task(t0 + 31 * SECOND).await.expect("step");
+    assert_eq!((step.expired, step.sent), (1, 1));
+    let v = view(&db, &m.sid).await;
+    assert_eq!(
+        (v.status, v.error_code),
+        (MessageStatus::Failed, Some(30036))
+    );
+    assert!(v.error_message.expect("reason").contains("validity"));
+    // The other code (default validity 600 s) went with the seconds it has left.
+    let sent = fake.ledger();
+    assert_eq!(sent.len(), 1);
+    let validity: Vec<&str> = sent[0]
+        .form
+        .iter()
+        .filter(|(k, _)| k == "ValidityPeriod")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(validity, ["569"]);
+    assert_eq!(view(&db, &fresh.sid).await.status, MessageStatus::Queued);
+}
+on_both!(a_message_past_its_validity_is_not_sent);
+
+async fn callbacks_move_a_message_forward_once(db: Db) {
+    let mut s = open_settings();
+    s.retries.max_attempts = 3;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let m = submit(&db, body_to(&number(1), "tracked", None), t0).await;
+    let retried = submit(&db, body_to(&number(2), "handset off", None), t0).await;
+    let w = worker(&db, &fake);
+    w.try_execute_task(t0).await.expect("step");
+    let sid = view(&db, &m.sid).await.provider_sid.expect("sid");
+    let cb = |status: MessageStatus, code: Option<u32>| Callback {
+        sid: sid.clone(),
+        status,
+        error_code: code,
+        error_message: None,
+        price_micros: None,
+    };
+    let k = key();
+    let rec = |c: Callback| {
+        let db = db.clone();
+        let k = k.clone();
+        async move {
+            backend::worker::record_callback(&db, &k, &c, t0)
+                .await
+                .expect("recorded")
+        }
+    };
+    assert_eq!(
+        rec(cb(MessageStatus::Sent, None)).await,
+        CallbackOutcome::Recorded {
+            advanced: true,
+            retry: false
+        }
+    );
+    assert_eq!(
+        rec(cb(MessageStatus::Delivered, None)).await,
+        CallbackOutcome::Recorded {
+            advanced: true,
+            retry: false
+        }
+    );
+    assert_eq!(
+        rec(cb(MessageStatus::Delivered, None)).await,
+        CallbackOutcome::Duplicate
+    );
+    // A late `sending` arrives after `delivered`: recorded as an event, the status stays.
+    assert_eq!(
+        rec(cb(MessageStatus::Sending, None)).await,
+        CallbackOutcome::Recorded {
+            advanced: false,
+            retry: false
+        }
+    );
+    let v = view(&db, &m.sid).await;
+    assert_eq!(v.status, MessageStatus::Delivered);
+    assert_eq!(outbox::events(&db, v.id).await.expect("events").len(), 5);
+    let unknown = Callback {
+        sid: "SMffffffffffffffffffffffffffffffff".into(),
+        ..cb(MessageStatus::Sent, None)
+    };
+    assert_eq!(rec(unknown).await, CallbackOutcome::UnknownSid);
+
+    // Unreachable handset (30003): tried again later, as a new Twilio message.
+    let other = view(&db, &retried.sid).await.provider_sid.expect("sid");
+    let out = rec(Callback {
+        sid: other,
+        ..cb(MessageStatus::Undelivered, Some(30003))
+    })
+    .await;
+    assert_eq!(
+        out,
+        CallbackOutcome::Recorded {
+            advanced: true,
+            retry: true
+        }
+    );
+    let v = view(&db, &retried.sid).await;
+    assert_eq!(
+        (v.state.as_str(), v.status, v.error_code),
+        ("waiting", MessageStatus::Accepted, Some(30003))
+    );
+    w.try_execute_task(v.due_at).await.expect("step");
+    assert_eq!(
+        fake.ledger().iter().filter(|c| c.to == number(2)).count(),
+        2
+    );
+}
+on_both!(callbacks_move_a_message_forward_once);
+
+async fn an_idempotency_key_replays_the_first_answer(db: Db) {
+    let now = now_micros();
+    let mut tx = db.begin().await.expect("tx");
+    let first = outbox::claim_idempotency(&mut tx, "SK1", "k-1", "fp", now)
+        .await
+        .expect("claim");
+    assert_eq!(first, Idempotency::New);
+    outbox::store_answer(&mut tx, "SK1", "k-1", 202, "{\"sid\":\"SM1\"}")
+        .await
+        .expect("stored");
+    tx.commit().await.expect("commit");
+    let mut tx = db.begin().await.expect("tx");
+    assert_eq!(
+        outbox::claim_idempotency(&mut tx, "SK1", "k-1", "fp", now)
+            .await
+            .expect("claim"),
+        Idempotency::Replay {
+            status: 202,
+            body: "{\"sid\":\"SM1\"}".into()
+        }
+    );
+    assert_eq!(
+        outbox::claim_idempotency(&mut tx, "SK1", "k-1", "other", now)
+            .await
+            .expect("claim"),
+        Idempotency::Mismatch
+    );
+    assert_eq!(
+        outbox::claim_idempotency(&mut tx, "SK2", "k-1", "fp", now)
+            .await
+            .expect("claim"),
+        Idempotency::New,
+        "keys are per API key"
+    );
+}
+on_both!(an_idempotency_key_replays_the_first_answer);
+
+async fn the_simulator_gives_magic_numbers_twilios_outcomes(db: Db) {
+    save(&db, &open_settings()).await;
+    let sim = Arc::new(Simulator::new(
+        ACCOUNT,
+        domain::signature::AuthToken::new("sim-token").expect("token"),
+        Some(42),
+    ));
+    let w = Worker::new(
+        db.clone(),
+        key(),
+        Provider::Simulator(sim.clone()),
+        WorkerConfig::new(Sender::From(FROM.to_owned()), None),
+    );
+    let t0 = now_micros();
+    let ok = submit(&db, body_to(&number(1), "hello", None), t0).await;
+    let stop = submit(&db, body_to("+15005550004", "hello", None), t0).await;
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!((step.sent, step.failed), (1, 1));
+    assert_eq!(view(&db, &ok.sid).await.status, MessageStatus::Queued);
+    assert_eq!(view(&db, &stop.sid).await.error_code, Some(21610));
+    assert_eq!(
+        refusal(&db, body_to("+15005550004", "again", None))
+            .await
+            .code,
+        RefusalCode::OptedOut
+    );
+}
+on_both!(the_simulator_gives_magic_numbers_twilios_outcomes);

@@ -1,0 +1,177 @@
+//! The settings of the sending engine that admins change at run time: rate limits, retries,
+//! sender pace, geo permissions, default region, senders, the simulator's odds. Plain data shared
+//! by the server (which stores and checks them: `backend::settings`) and the console's form.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the sending engine reads at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SendingSettings {
+    pub limits: RateLimits,
+    pub retries: Retries,
+    pub pace: SenderPace,
+    /// Countries (ISO 3166 alpha-2) smsdesk may send to: Twilio's geo permissions, checked first.
+    pub allowed_countries: Vec<String>,
+    /// How numbers without `+country` are read (ISO 3166 alpha-2).
+    pub default_region: String,
+    /// More numbers (E.164) a caller may name as `sender`, besides the configured one.
+    pub extra_senders: Vec<String>,
+    /// An alphanumeric sender id (1 to 11 letters, digits, spaces; at least one letter) used for
+    /// recipients in `alphanumeric_countries`.
+    pub alphanumeric_id: Option<String>,
+    pub alphanumeric_countries: Vec<String>,
+    pub simulator: SimulatorSettings,
+}
+
+/// "Never more than N in any window", for all messages and per recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimits {
+    pub per_second: u32,
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_recipient_per_hour: u32,
+    pub per_recipient_per_day: u32,
+    /// Emergency messages skip the per-recipient limits (never the global ones).
+    pub emergency_exempt: bool,
+}
+
+/// How failed sends are tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Retries {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The first retry waits about this long; each further one twice as long (with jitter).
+    pub base_delay_seconds: u32,
+}
+
+/// Segments per second each kind of sender may send (Twilio queues anything faster).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SenderPace {
+    pub long_code: u32,
+    pub toll_free: u32,
+    pub short_code: u32,
+    pub alphanumeric: u32,
+    pub messaging_service: u32,
+}
+
+/// How the simulator's messages end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimulatorSettings {
+    /// Of the messages that reach a handset, the share (percent) delivered; the rest end
+    /// undelivered with a carrier error.
+    pub delivered_percent: u8,
+    /// Milliseconds from queued to sent, and from sent to the final status.
+    pub sent_after_ms: u32,
+    pub final_after_ms: u32,
+}
+
+impl Default for SendingSettings {
+    fn default() -> Self {
+        SendingSettings {
+            limits: RateLimits::default(),
+            retries: Retries::default(),
+            pace: SenderPace::default(),
+            allowed_countries: vec!["US".into(), "CA".into(), "AU".into()],
+            default_region: "US".into(),
+            extra_senders: Vec::new(),
+            alphanumeric_id: None,
+            alphanumeric_countries: Vec::new(),
+            simulator: SimulatorSettings::default(),
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            per_second: 10,
+            per_minute: 100,
+            per_hour: 1_000,
+            per_recipient_per_hour: 3,
+            per_recipient_per_day: 10,
+            emergency_exempt: true,
+        }
+    }
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries {
+            max_attempts: 3,
+            base_delay_seconds: 60,
+        }
+    }
+}
+
+impl Default for SenderPace {
+    fn default() -> Self {
+        SenderPace {
+            long_code: 1,
+            toll_free: 3,
+            short_code: 100,
+            alphanumeric: 10,
+            messaging_service: 10,
+        }
+    }
+}
+
+impl Default for SimulatorSettings {
+    fn default() -> Self {
+        SimulatorSettings {
+            delivered_percent: 95,
+            sent_after_ms: 300,
+            final_after_ms: 1_500,
+        }
+    }
+}
+
+/// What kind of sender a `From` (or Messaging Service) is, which sets its pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderKind {
+    LongCode,
+    TollFree,
+    ShortCode,
+    Alphanumeric,
+    MessagingService,
+}
+
+/// North American toll-free area codes.
+const TOLL_FREE_AREAS: [&str; 7] = ["800", "833", "844", "855", "866", "877", "888"];
+
+impl SenderKind {
+    pub fn of(sender: &str) -> SenderKind {
+        if sender.starts_with("MG") && sender.len() == 34 {
+            SenderKind::MessagingService
+        } else if sender.chars().any(|c| c.is_ascii_alphabetic()) {
+            SenderKind::Alphanumeric
+        } else if !sender.starts_with('+') && (5..=6).contains(&sender.len()) {
+            SenderKind::ShortCode
+        } else if sender
+            .strip_prefix("+1")
+            .is_some_and(|rest| TOLL_FREE_AREAS.iter().any(|a| rest.starts_with(a)))
+        {
+            SenderKind::TollFree
+        } else {
+            SenderKind::LongCode
+        }
+    }
+}
+
+impl SenderPace {
+    /// Segments per second for this sender.
+    pub fn for_sender(&self, sender: &str) -> u32 {
+        match SenderKind::of(sender) {
+            SenderKind::LongCode => self.long_code,
+            SenderKind::TollFree => self.toll_free,
+            SenderKind::ShortCode => self.short_code,
+            SenderKind::Alphanumeric => self.alphanumeric,
+            SenderKind::MessagingService => self.messaging_service,
+        }
+    }
+}

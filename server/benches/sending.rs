@@ -1,0 +1,265 @@
+//! `make bench`: the sending engine's speed on this machine, SQLite, release build.
+//!
+//! - Intake through the JSON API: messages accepted per second with many clients at once, then
+//!   latency p50/p99 at a steady 1,000 requests per second.
+//! - Dispatch to a local fake Twilio (HTTP) with the limits set high: messages per second, and in
+//!   the same run the raw rate of a plain HTTP client posting the same forms to the same fake, so
+//!   the ratio says what the engine itself costs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend::audit::Actor;
+use backend::db::now_micros;
+use backend::testing::TestDb;
+use backend::testing::fake_twilio::FakeTwilio;
+use backend::twilio::{Sender, TwilioClient, TwilioConfig};
+use backend::worker::{Provider, Worker, WorkerConfig};
+use futures::StreamExt;
+use secrecy::{SecretBox, SecretString};
+use server::settings::Settings;
+use server::startup::Application;
+
+const INTAKE_MESSAGES: usize = 20_000;
+const INTAKE_CLIENTS: usize = 32;
+const PACED_RATE: u64 = 1_000;
+const PACED_SECONDS: u64 = 5;
+const DISPATCH_MESSAGES: usize = 20_000;
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+async fn open_limits(db: &backend::db::Db) {
+    let mut s = backend::settings::SendingSettings::default();
+    s.limits.per_second = 1_000_000;
+    s.limits.per_minute = 10_000_000;
+    s.limits.per_hour = 100_000_000;
+    s.limits.per_recipient_per_hour = 1_000_000;
+    s.limits.per_recipient_per_day = 1_000_000;
+    s.pace.long_code = 1_000_000;
+    backend::settings::save_sending(db, &Actor::system(), &s)
+        .await
+        .expect("settings");
+}
+
+fn number(n: usize) -> String {
+    format!("+1415555{:04}", 2_000 + n % 8_000)
+}
+
+async fn intake() {
+    let database = TestDb::sqlite().await;
+    let settings = Settings {
+        database_url: database.url(),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        public_url: None,
+        data_key: SecretBox::new(Box::new([7u8; 32])),
+        session_secret: SecretBox::new(Box::new([9u8; 64])),
+        admin_email: "admin@bench.test".into(),
+        admin_password: Some(SecretString::from("bench admin password")),
+        twilio: None,
+        account_sid: None,
+        auth_token: None,
+        phone_number: None,
+        simulator_seed: Some(1),
+        send_timeout: Duration::from_secs(15),
+        worker: false,
+    };
+    let app = Application::build(settings).await.expect("smsdesk builds");
+    let base = format!("http://{}", app.address());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let key = backend::api_keys::create(&database.db, &Actor::cli(), "bench")
+        .await
+        .expect("key");
+    let (id, secret) = (
+        key.key.id.clone(),
+        backend::api_keys::reveal(&key.secret).to_owned(),
+    );
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(INTAKE_CLIENTS)
+        .build()
+        .expect("client");
+    let post = |n: usize| {
+        let http = http.clone();
+        let url = format!("{base}/api/v1/messages");
+        let (id, secret) = (id.clone(), secret.clone());
+        async move {
+            let started = Instant::now();
+            let r = http
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .json(&serde_json::json!({ "to": number(n), "body": format!("Shipment SS-{n} picked up") }))
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(r.status().as_u16(), 202);
+            started.elapsed()
+        }
+    };
+    // Warm the pool.
+    futures::stream::iter(0..500)
+        .map(post)
+        .buffer_unordered(INTAKE_CLIENTS)
+        .collect::<Vec<_>>()
+        .await;
+    let started = Instant::now();
+    futures::stream::iter(0..INTAKE_MESSAGES)
+        .map(post)
+        .buffer_unordered(INTAKE_CLIENTS)
+        .collect::<Vec<_>>()
+        .await;
+    let rate = INTAKE_MESSAGES as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "intake, JSON API, {INTAKE_CLIENTS} clients: {rate:.0} messages/s ({INTAKE_MESSAGES} messages)"
+    );
+
+    // Open loop: one request every millisecond, whatever the answers do.
+    let total = (PACED_RATE * PACED_SECONDS) as usize;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for n in 0..total {
+        let at = start + Duration::from_micros(n as u64 * 1_000_000 / PACED_RATE);
+        let post = post(n);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            post.await
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    for t in tasks {
+        latencies.push(t.await.expect("task"));
+    }
+    latencies.sort();
+    println!(
+        "intake at {PACED_RATE} requests/s for {PACED_SECONDS} s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().expect("some").as_secs_f64() * 1e3,
+    );
+}
+
+async fn dispatch() {
+    let database = TestDb::sqlite().await;
+    let db = database.db.clone();
+    open_limits(&db).await;
+    let key = backend::crypto::DataKey::new(&[7u8; 32]);
+    let s = backend::settings::sending(&db).await.expect("settings");
+    let mut prepared = Vec::new();
+    for n in 0..DISPATCH_MESSAGES {
+        let submission = backend::outbox::Submission {
+            to: number(n),
+            content: backend::outbox::Content::Body(format!("Shipment SS-{n} picked up")),
+            category: None,
+            sender: None,
+            validity_seconds: None,
+        };
+        prepared.push(
+            backend::outbox::prepare(&db, &key, &s, submission)
+                .await
+                .expect("db")
+                .expect("valid"),
+        );
+    }
+    let mut tx = db.begin().await.expect("tx");
+    backend::outbox::insert(&mut tx, &key, &prepared, "bench", now_micros())
+        .await
+        .expect("insert");
+    tx.commit().await.expect("commit");
+
+    let fake = FakeTwilio::start().await;
+    let client = TwilioClient::new(TwilioConfig {
+        base_url: fake.uri(),
+        account_sid: ACCOUNT.into(),
+        username: ACCOUNT.into(),
+        password: SecretString::from("token"),
+        timeout: Duration::from_secs(10),
+    })
+    .expect("client");
+    let config = WorkerConfig::new(Sender::From("+15005550006".into()), None);
+    let concurrency = config.concurrency;
+    // As the server runs them: WORKER_LOOPS loops, claims taking turns.
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let loops: Vec<_> = (0..server::sending::WORKER_LOOPS)
+        .map(|_| {
+            let worker = Worker::new(
+                db.clone(),
+                key.clone(),
+                Provider::Twilio(client.clone()),
+                config.clone(),
+            );
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                use std::sync::atomic::Ordering::Relaxed;
+                while sent.load(Relaxed) < DISPATCH_MESSAGES {
+                    let step = worker.try_execute_task(now_micros()).await.expect("step");
+                    assert_eq!(step.failed, 0);
+                    sent.fetch_add(step.sent, Relaxed);
+                    if step.claimed == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for l in loops {
+        l.await.expect("worker loop");
+    }
+    let elapsed = started.elapsed();
+    let dispatch_rate = DISPATCH_MESSAGES as f64 / elapsed.as_secs_f64();
+    assert_eq!(fake.ledger().len(), DISPATCH_MESSAGES);
+
+    // The same fake, the same forms, a plain client with the same concurrency.
+    let http = reqwest::Client::new();
+    let url = Arc::new(format!(
+        "{}/2010-04-01/Accounts/{ACCOUNT}/Messages.json",
+        fake.uri()
+    ));
+    let started = Instant::now();
+    futures::stream::iter(0..DISPATCH_MESSAGES)
+        .map(|n| {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                let r = http
+                    .post(url.as_str())
+                    .basic_auth(ACCOUNT, Some("token"))
+                    .form(&[
+                        ("To", number(n)),
+                        ("From", "+15005550006".into()),
+                        ("Body", format!("Shipment SS-{n} picked up")),
+                    ])
+                    .send()
+                    .await
+                    .expect("POST");
+                assert_eq!(r.status().as_u16(), 201);
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    let raw_rate = DISPATCH_MESSAGES as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "dispatch to a local fake Twilio: {dispatch_rate:.0} messages/s; plain HTTP client, same fake: {raw_rate:.0} requests/s; ratio {:.0} %",
+        100.0 * dispatch_rate / raw_rate
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // SMSDESK_BENCH=intake or =dispatch runs one half (for profiling); both by default.
+    let only = std::env::var("SMSDESK_BENCH").unwrap_or_default();
+    runtime.block_on(async {
+        if only != "dispatch" {
+            intake().await;
+        }
+        if only != "intake" {
+            dispatch().await;
+        }
+    });
+}

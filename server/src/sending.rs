@@ -1,0 +1,267 @@
+//! Sending, wired into the server: the provider (Twilio or the simulator), the worker loop, the
+//! simulator's callback clock, and what the HTTP handlers share.
+//!
+//! The worker loop calls `try_execute_task` again at once while there is work, otherwise sleeps
+//! until the next message is due (at most a second, so messages from other instances are seen),
+//! or until intake wakes it. On shutdown it finishes the step in progress (in-flight sends are
+//! recorded) and stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backend::crypto::DataKey;
+use backend::db::{Db, now_micros};
+use backend::settings::{Installation, SendingSettings, SettingsStoreError};
+use backend::simulator::Simulator;
+use backend::twilio::{Sender, TwilioClient, TwilioConfig};
+use backend::worker::{Provider, Worker, WorkerConfig};
+use domain::signature::AuthToken;
+use secrecy::ExposeSecret;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::settings::Settings;
+
+/// The sender when no `TWILIO_PHONE_NUMBER` is set (simulator): Twilio's magic test number that
+/// always passes.
+pub const SIMULATOR_FROM: &str = "+15005550006";
+/// Worker loops per instance: while one waits for Twilio's answers, another claims and records
+/// (claims still take turns, so the limits hold).
+pub const WORKER_LOOPS: usize = 2;
+/// The status webhook's path.
+pub const STATUS_PATH: &str = "/webhooks/twilio/status";
+
+/// What the API, webhook and console handlers share.
+#[derive(Clone)]
+pub struct Sending {
+    pub db: Db,
+    pub key: DataKey,
+    pub installation: Installation,
+    /// What signs status callbacks: Twilio's auth token, or the simulator's token. `None` when
+    /// smsdesk talks to Twilio with API key credentials only (callbacks cannot be checked).
+    pub webhook_token: Option<AuthToken>,
+    /// The base URL Twilio calls (`SMSDESK_PUBLIC_URL`, else this server's own address).
+    pub public_base: String,
+    pub provider: Provider,
+    pub default_sender: Sender,
+    /// Wakes the worker when intake wrote something.
+    pub wake: Arc<Notify>,
+    /// Intake's group commit.
+    pub writer: backend::outbox::Writer,
+    /// The sending settings as intake last read them (at most a second old).
+    settings_cache: Arc<std::sync::Mutex<Option<(std::time::Instant, SendingSettings)>>>,
+    /// How long a claim lasts: past it, a send whose outcome was not recorded is in doubt.
+    pub lease: Duration,
+}
+
+impl std::fmt::Debug for Sending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sending")
+            .field("public_base", &self.public_base)
+            .field("simulator", &self.provider.is_simulator())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sending {
+    pub async fn build(
+        db: &Db,
+        settings: &Settings,
+        address: std::net::SocketAddr,
+    ) -> anyhow::Result<Sending> {
+        let key = DataKey::new(settings.data_key.expose_secret());
+        let installation =
+            backend::settings::installation(db, &key, settings.account_sid.as_deref())
+                .await
+                .context("reading the installation's account sid and simulator token")?;
+        let public_base = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let wake = Arc::new(Notify::new());
+        let (provider, default_sender, webhook_token) = match &settings.twilio {
+            Some(t) => {
+                let (username, password) = match (&t.api_key, &t.auth_token) {
+                    (Some((id, secret)), _) => (id.clone(), secret.clone()),
+                    (None, Some(token)) => (t.account_sid.clone(), token.clone()),
+                    (None, None) => anyhow::bail!("Twilio credentials are incomplete"),
+                };
+                let client = TwilioClient::new(TwilioConfig {
+                    base_url: t.api_base_url.clone(),
+                    account_sid: t.account_sid.clone(),
+                    username,
+                    password,
+                    timeout: settings.send_timeout,
+                })
+                .context("building the Twilio client")?;
+                let sender = match (&t.phone_number, &t.messaging_service_sid) {
+                    (_, Some(mg)) => Sender::MessagingService(mg.clone()),
+                    (Some(from), None) => Sender::From(from.clone()),
+                    (None, None) => anyhow::bail!("TWILIO_PHONE_NUMBER is missing"),
+                };
+                let token = t
+                    .auth_token
+                    .as_ref()
+                    .and_then(|tok| AuthToken::new(tok.expose_secret().to_owned()).ok());
+                if token.is_none() {
+                    tracing::warn!(
+                        "TWILIO_AUTH_TOKEN is not set: status callbacks cannot be verified and will be refused"
+                    );
+                }
+                if settings.public_url.is_none() {
+                    tracing::warn!(
+                        "SMSDESK_PUBLIC_URL is not set: Twilio cannot reach smsdesk to report delivery"
+                    );
+                }
+                (Provider::Twilio(client), sender, token)
+            }
+            None => {
+                let token = match &settings.auth_token {
+                    Some(t) => t.expose_secret().to_owned(),
+                    None => installation.simulator_token.expose_secret().to_owned(),
+                };
+                let token = AuthToken::new(token).context("the simulator's signing token")?;
+                let sim = Simulator::new(
+                    &installation.account_sid,
+                    token.clone(),
+                    settings.simulator_seed,
+                );
+                let from = settings
+                    .phone_number
+                    .clone()
+                    .unwrap_or_else(|| SIMULATOR_FROM.to_owned());
+                (
+                    Provider::Simulator(Arc::new(sim)),
+                    Sender::From(from),
+                    Some(token),
+                )
+            }
+        };
+        let writer = backend::outbox::Writer::spawn(db.clone(), key.clone());
+        Ok(Sending {
+            writer,
+            db: db.clone(),
+            key,
+            installation,
+            webhook_token,
+            public_base,
+            provider,
+            default_sender,
+            wake,
+            settings_cache: Arc::default(),
+            // Twice the request timeout and some: an answer that can still arrive is awaited.
+            lease: settings.send_timeout * 2 + Duration::from_secs(5),
+        })
+    }
+
+    /// The `StatusCallback` given with every message: none when Twilio could not reach it.
+    fn status_callback(&self, settings: &Settings) -> Option<String> {
+        if settings.twilio.is_some() && settings.public_url.is_none() {
+            return None;
+        }
+        Some(self.status_url())
+    }
+
+    /// The sending settings for intake: read from the database at most once a second, so a
+    /// change an admin saves applies within a second on every instance.
+    pub async fn settings(&self) -> Result<SendingSettings, SettingsStoreError> {
+        {
+            let cache = self
+                .settings_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((at, s)) = cache.as_ref()
+                && at.elapsed() < Duration::from_secs(1)
+            {
+                return Ok(s.clone());
+            }
+        }
+        let fresh = backend::settings::sending(&self.db).await?;
+        *self
+            .settings_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// A worker over this provider (the server's loop uses one; tests drive one by hand).
+    pub fn worker(&self, status_callback: Option<String>) -> Worker {
+        let mut config = WorkerConfig::new(self.default_sender.clone(), status_callback);
+        config.lease = self.lease;
+        Worker::new(
+            self.db.clone(),
+            self.key.clone(),
+            self.provider.clone(),
+            config,
+        )
+    }
+
+    /// The status webhook's absolute URL at this server.
+    pub fn status_url(&self) -> String {
+        format!("{}{STATUS_PATH}", self.public_base)
+    }
+
+    /// Starts the worker loop (unless `SMSDESK_WORKER=false`) and, when simulating, the clock
+    /// that posts the simulator's callbacks. Both stop when `stop` turns true.
+    pub fn spawn(&self, settings: &Settings, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if settings.worker {
+            for _ in 0..WORKER_LOOPS {
+                let worker = self.worker(self.status_callback(settings));
+                tasks.push(tokio::spawn(run_worker(
+                    worker,
+                    self.wake.clone(),
+                    stop.clone(),
+                )));
+            }
+        }
+        if let Provider::Simulator(sim) = &self.provider {
+            tasks.push(tokio::spawn(run_simulator(sim.clone(), stop)));
+        }
+        tasks
+    }
+}
+
+async fn run_worker(worker: Worker, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = now_micros();
+        let pause = match worker.try_execute_task(now).await {
+            Ok(step) if step.claimed > 0 || step.expired > 0 => Duration::ZERO,
+            Ok(step) => {
+                let until = step.next_due.map_or(1_000_000, |due| (due - now).max(0));
+                Duration::from_micros(until.clamp(0, 1_000_000) as u64)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the worker could not run a step; trying again in 1 s");
+                Duration::from_secs(1)
+            }
+        };
+        if pause.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = wake.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+    tracing::info!("the worker stopped");
+}
+
+async fn run_simulator(sim: Arc<Simulator>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { sim.post_due(now_micros()).await; }
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}

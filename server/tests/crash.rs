@@ -1,0 +1,215 @@
+//! A crash in the middle of a batch: the real `smsdesk` binary sends 2,000 messages to a fake
+//! Twilio (over HTTP, each answer a little slow so the kill lands mid-way), is killed with
+//! SIGKILL while sends are in flight, and is started again on the same database. The fake's
+//! ledger must then hold every message exactly once: those whose outcome the killed process never
+//! recorded are looked up in Twilio's Message list, not sent again.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use backend::audit::Actor;
+use backend::db::Db;
+use backend::testing::fake_twilio::FakeTwilio;
+use base64::Engine;
+use serde_json::json;
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const MESSAGES: usize = 2_000;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+fn start(database_url: &str, fake: &str, port: u16, timeout_seconds: u32) -> Child {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Command::new(env!("CARGO_BIN_EXE_smsdesk"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LEPTOS_OUTPUT_NAME", "smsdesk")
+        .env("DATABASE_URL", database_url)
+        .env("SMSDESK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SMSDESK_DATA_KEY", b64.encode([3u8; 32]))
+        .env("SMSDESK_SESSION_SECRET", b64.encode([4u8; 64]))
+        .env("SMSDESK_ADMIN_PASSWORD", "crash test admin password")
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT)
+        .env("TWILIO_AUTH_TOKEN", "crash-test-token")
+        .env("TWILIO_PHONE_NUMBER", "+15005550006")
+        .env("TWILIO_API_BASE_URL", fake)
+        .env("SMSDESK_SEND_TIMEOUT_SECONDS", timeout_seconds.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("smsdesk starts")
+}
+
+/// Waits (polling, with a deadline) until `done` says so.
+async fn until<F, Fut>(what: &str, deadline: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the server at `base` answers `/readyz`.
+async fn ready(http: &reqwest::Client, base: &str) {
+    until("smsdesk is ready", Duration::from_secs(30), || {
+        let request = http.get(format!("{base}/readyz")).send();
+        async move { request.await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+}
+
+/// A migrated SQLite database in a fresh folder, and an API key (id, secret) on it.
+async fn database(name: &str) -> (std::path::PathBuf, String, Db, String, String) {
+    let dir = std::env::temp_dir().join(format!("smsdesk_{name}_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/smsdesk.db", dir.display());
+    let db = Db::connect(&url).await.expect("db");
+    db.migrate().await.expect("migrated");
+    let key = backend::api_keys::create(&db, &Actor::cli(), name)
+        .await
+        .expect("key");
+    let secret = backend::api_keys::reveal(&key.secret).to_owned();
+    (dir, url, db, key.key.id, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_batch_then_restart_sends_every_message_exactly_once() {
+    let fake = FakeTwilio::start_with_delay(Duration::from_millis(15)).await;
+    // The database, an API key, limits far away: prepared before the first start.
+    let (dir, url, db, key_id, secret) = database("crash").await;
+    let mut settings = backend::settings::SendingSettings::default();
+    settings.limits.per_second = 100_000;
+    settings.limits.per_minute = 1_000_000;
+    settings.limits.per_hour = 10_000_000;
+    settings.pace.long_code = 100_000;
+    backend::settings::save_sending(&db, &Actor::system(), &settings)
+        .await
+        .expect("settings");
+
+    let port = free_port();
+    let mut first = start(&url, &fake.uri(), port, 1);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    ready(&http, &base).await;
+    for chunk in 0..MESSAGES / 1_000 {
+        let messages: Vec<_> = (0..1_000)
+            .map(|i| {
+                let n = chunk * 1_000 + i;
+                json!({ "to": format!("+1415555{:04}", 2_000 + n), "body": format!("crash test {n}") })
+            })
+            .collect();
+        let answer = http
+            .post(format!("{base}/api/v1/messages/batch"))
+            .basic_auth(&key_id, Some(&secret))
+            .json(&json!({ "messages": messages }))
+            .send()
+            .await
+            .expect("batch");
+        assert_eq!(answer.status().as_u16(), 202);
+    }
+    until("a quarter has gone out", Duration::from_secs(60), || {
+        let n = fake.ledger().len();
+        async move { n >= MESSAGES / 4 }
+    })
+    .await;
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    let at_kill = fake.ledger().len();
+    assert!(
+        at_kill < MESSAGES,
+        "the kill landed before the end ({at_kill} sent)"
+    );
+
+    let mut second = start(&url, &fake.uri(), port, 1);
+    until("every message is done", Duration::from_secs(120), || {
+        let db = db.clone();
+        async move { backend::outbox::backlog(&db).await.is_ok_and(|n| n == 0) }
+    })
+    .await;
+    second.kill().ok();
+    second.wait().ok();
+
+    let ledger = fake.ledger();
+    let mut bodies: Vec<&str> = ledger.iter().map(|c| c.body.as_str()).collect();
+    bodies.sort_unstable();
+    let total = bodies.len();
+    bodies.dedup();
+    assert_eq!(bodies.len(), MESSAGES, "every message went out");
+    assert_eq!(total, MESSAGES, "none went out twice");
+    let failed: i64 = backend::on_db!(&db, |pool| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM messages WHERE status = 'failed'"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count"));
+    assert_eq!(failed, 0);
+    db.close().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_send_in_flight_finish_and_record_it() {
+    // Twilio takes 2 s to answer: SIGTERM arrives while the request is out.
+    let fake = FakeTwilio::start_with_delay(Duration::from_secs(2)).await;
+    let (dir, url, db, key_id, secret) = database("sigterm").await;
+    let port = free_port();
+    let mut child = start(&url, &fake.uri(), port, 10);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    ready(&http, &base).await;
+    let answer = http
+        .post(format!("{base}/api/v1/messages"))
+        .basic_auth(&key_id, Some(&secret))
+        .json(&json!({ "to": "+14155552671", "body": "in flight at shutdown" }))
+        .send()
+        .await
+        .expect("POST");
+    let id = answer.json::<serde_json::Value>().await.expect("JSON")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    until(
+        "the request reached Twilio",
+        Duration::from_secs(30),
+        || {
+            let n = fake.ledger().len();
+            async move { n == 1 }
+        },
+    )
+    .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().expect("exits"))
+        .await
+        .expect("joined");
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    let m = backend::outbox::find(&db, &backend::crypto::DataKey::new(&[3u8; 32]), &id)
+        .await
+        .expect("db")
+        .expect("message");
+    assert_eq!(
+        m.state, "done",
+        "the answer that came after SIGTERM was recorded"
+    );
+    assert_eq!(
+        m.provider_sid.as_deref(),
+        Some(fake.ledger()[0].sid.as_str())
+    );
+    db.close().await;
+    std::fs::remove_dir_all(&dir).ok();
+}

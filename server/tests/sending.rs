@@ -1,0 +1,471 @@
+//! Sending through the running server over HTTP, on SQLite and PostgreSQL: API keys, the JSON
+//! API (checks, idempotency, batches), the status webhook's signatures, the whole pipeline with
+//! the simulator posting signed callbacks to the server's own webhook, and the Twilio-compatible
+//! endpoint driven by Twilio's own Python library. The worker and the simulator's clock are
+//! driven by hand: nothing sleeps to wait for work.
+
+mod common;
+
+use backend::audit::Actor;
+use backend::testing::Backend;
+use common::{AUTH_TOKEN, TestApp, spawn_app};
+use domain::signature::AuthToken;
+use serde_json::{Value, json};
+
+struct Key {
+    id: String,
+    secret: String,
+}
+
+async fn api_key(app: &TestApp) -> Key {
+    let created = backend::api_keys::create(&app.db, &Actor::cli(), "dispatch service")
+        .await
+        .expect("key");
+    Key {
+        id: created.key.id,
+        secret: backend::api_keys::reveal(&created.secret).to_owned(),
+    }
+}
+
+async fn open_limits(app: &TestApp) {
+    let mut s = backend::settings::SendingSettings::default();
+    s.limits.per_second = 10_000;
+    s.limits.per_minute = 100_000;
+    s.limits.per_hour = 1_000_000;
+    s.pace.long_code = 10_000;
+    s.simulator.delivered_percent = 100;
+    backend::settings::save_sending(&app.db, &Actor::system(), &s)
+        .await
+        .expect("settings");
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+async fn send(app: &TestApp, key: &Key, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = reqwest::Client::new()
+        .post(app.url(path))
+        .basic_auth(&key.id, Some(&key.secret))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.expect("POST");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or_else(|_| json!({ "text": text })),
+    }
+}
+
+async fn get(app: &TestApp, key: &Key, path: &str) -> Reply {
+    let response = reqwest::Client::new()
+        .get(app.url(path))
+        .bearer_auth(&key.secret)
+        .send()
+        .await
+        .expect("GET");
+    Reply {
+        status: response.status().as_u16(),
+        body: response.json().await.unwrap_or(Value::Null),
+    }
+}
+
+async fn message_count(app: &TestApp) -> i64 {
+    backend::on_db!(&app.db, |pool| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM messages"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count"))
+}
+
+async fn the_api_needs_a_live_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let body = r#"{"to": "+14155552671", "body": "hi"}"#;
+    let anonymous = reqwest::Client::new()
+        .post(app.url("/api/v1/messages"))
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let wrong = Key {
+        id: key.id.clone(),
+        secret: "wrong".into(),
+    };
+    let r = send(&app, &wrong, "/api/v1/messages", body, &[]).await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(
+        send(&app, &key, "/api/v1/messages", body, &[]).await.status,
+        202
+    );
+    backend::api_keys::revoke(&app.db, &Actor::cli(), &key.id)
+        .await
+        .expect("revoked");
+    assert_eq!(
+        send(&app, &key, "/api/v1/messages", body, &[]).await.status,
+        401
+    );
+    assert_eq!(message_count(&app).await, 1);
+}
+on_both!(the_api_needs_a_live_key);
+
+async fn the_json_api_accepts_checks_and_reports(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let r = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        r#"{"to": "(415) 555-2671", "body": "Shipment SS-1 picked up", "category": "shipment"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["status"], "accepted");
+    assert_eq!(r.body["to"], "+14155552671");
+    assert_eq!(
+        (r.body["segments"].as_i64(), r.body["priority"].as_str()),
+        (Some(1), Some("normal"))
+    );
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let fetched = get(&app, &key, &format!("/api/v1/messages/{id}")).await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.body["events"][0]["kind"], "accepted");
+    assert_eq!(get(&app, &key, "/api/v1/messages/SMnope").await.status, 404);
+
+    for (body, status, code, field) in [
+        (
+            r#"{"to": "+1 415 55", "body": "x"}"#,
+            422,
+            "invalid_number",
+            Some("to"),
+        ),
+        (
+            r#"{"to": "+44 7400 123456", "body": "x"}"#,
+            422,
+            "country_not_allowed",
+            Some("to"),
+        ),
+        (
+            r#"{"to": "+14155552671", "body": "x", "bdy": 1}"#,
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            r#"{"to": "+14155552671", "body": "x", "template": "t"}"#,
+            400,
+            "invalid_request",
+            None,
+        ),
+        (
+            r#"{"to": "+14155552671", "template": "shipment_created", "variables": {"nope": "1"}}"#,
+            422,
+            "unknown_variable",
+            Some("variables"),
+        ),
+        (
+            r#"{"to": "+14155552671", "body": "x", "category": "urgent"}"#,
+            400,
+            "invalid_request",
+            Some("category"),
+        ),
+        ("not json", 400, "invalid_request", None),
+    ] {
+        let r = send(&app, &key, "/api/v1/messages", body, &[]).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], code, "{body}");
+        assert_eq!(r.body["error"]["field"].as_str(), field, "{body}");
+        assert!(
+            !r.body["error"]["message"]
+                .as_str()
+                .expect("message")
+                .is_empty()
+        );
+    }
+    assert_eq!(message_count(&app).await, 1, "nothing refused was stored");
+    let spec = reqwest::get(app.url("/api/v1/openapi.json"))
+        .await
+        .expect("GET")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    assert!(spec["paths"]["/api/v1/messages"]["post"].is_object());
+}
+on_both!(the_json_api_accepts_checks_and_reports);
+
+async fn a_retried_request_with_an_idempotency_key_sends_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let body = r#"{"to": "+14155552671", "body": "Your code is 123456", "category": "two_factor"}"#;
+    let first = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        body,
+        &[("idempotency-key", "req-1")],
+    )
+    .await;
+    let again = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        body,
+        &[("idempotency-key", "req-1")],
+    )
+    .await;
+    assert_eq!(first.status, 202);
+    assert_eq!((again.status, &again.body), (202, &first.body));
+    assert_eq!(message_count(&app).await, 1);
+    let other = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        r#"{"to": "+14155552671", "body": "another"}"#,
+        &[("idempotency-key", "req-1")],
+    )
+    .await;
+    assert_eq!(
+        (other.status, other.body["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+    assert_eq!(message_count(&app).await, 1);
+}
+on_both!(a_retried_request_with_an_idempotency_key_sends_once);
+
+async fn a_batch_answers_each_message_in_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let batch = json!({ "messages": [
+        { "to": "+14155552671", "body": "one" },
+        { "to": "nonsense", "body": "two" },
+        { "to": "+61 412 345 678", "body": "three", "category": "emergency" },
+    ]});
+    let r = send(
+        &app,
+        &key,
+        "/api/v1/messages/batch",
+        &batch.to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        (r.body["accepted"].as_i64(), r.body["refused"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let results = r.body["results"].as_array().expect("results");
+    assert_eq!(results[0]["status"], "accepted");
+    assert_eq!(results[1]["error"]["code"], "invalid_number");
+    assert_eq!(results[2]["index"], 2);
+    assert_eq!(message_count(&app).await, 2);
+    let too_many = json!({ "messages": vec![json!({"to": "+14155552671", "body": "x"}); 1_001] });
+    let r = send(
+        &app,
+        &key,
+        "/api/v1/messages/batch",
+        &too_many.to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (413, Some("batch_too_large"))
+    );
+}
+on_both!(a_batch_answers_each_message_in_order);
+
+async fn a_message_goes_through_the_simulator_and_its_signed_callbacks(backend: Backend) {
+    let app = spawn_app(backend).await;
+    open_limits(&app).await;
+    let key = api_key(&app).await;
+    let r = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        r#"{"to": "+14155552671", "body": "Shipment SS-9 delivered"}"#,
+        &[],
+    )
+    .await;
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let worker = app.sending.worker(Some(app.sending.status_url()));
+    let step = worker
+        .try_execute_task(backend::db::now_micros())
+        .await
+        .expect("step");
+    assert_eq!(step.sent, 1);
+    assert_eq!(
+        get(&app, &key, &format!("/api/v1/messages/{id}"))
+            .await
+            .body["status"],
+        "queued"
+    );
+    let backend::worker::Provider::Simulator(sim) = app.sending.worker(None).provider().clone()
+    else {
+        panic!("no Twilio credentials: the simulator sends");
+    };
+    // Both callbacks (sent, delivered) posted, signed, to the server's webhook, and accepted.
+    assert_eq!(sim.post_due(i64::MAX).await, 2);
+    let m = get(&app, &key, &format!("/api/v1/messages/{id}"))
+        .await
+        .body;
+    assert_eq!(m["status"], "delivered");
+    let kinds: Vec<&str> = m["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, ["accepted", "submitted", "callback", "callback"]);
+}
+on_both!(a_message_goes_through_the_simulator_and_its_signed_callbacks);
+
+async fn forged_callbacks_are_refused_and_duplicates_ignored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    open_limits(&app).await;
+    let key = api_key(&app).await;
+    let r = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        r#"{"to": "+14155552671", "body": "x"}"#,
+        &[],
+    )
+    .await;
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let worker = app.sending.worker(None);
+    worker
+        .try_execute_task(backend::db::now_micros())
+        .await
+        .expect("step");
+    let provider_sid: String = backend::on_db!(&app.db, |pool| sqlx::query_scalar::<_, String>(
+        "SELECT provider_sid FROM messages WHERE sid = $1"
+    )
+    .bind(&id)
+    .fetch_one(pool)
+    .await
+    .expect("sid"));
+    let url = app.sending.status_url();
+    let params = [
+        ("AccountSid", app.sending.installation.account_sid.clone()),
+        ("MessageSid", provider_sid.clone()),
+        ("MessageStatus", "delivered".to_owned()),
+        ("SmsSid", provider_sid.clone()),
+        ("SmsStatus", "delivered".to_owned()),
+    ];
+    let token = AuthToken::new(AUTH_TOKEN).expect("token");
+    let signature = domain::signature::sign(&token, &url, &params);
+    let post = |signature: Option<String>, params: Vec<(&'static str, String)>| {
+        let url = url.clone();
+        async move {
+            let mut request = reqwest::Client::new().post(&url).form(&params);
+            if let Some(s) = signature {
+                request = request.header("X-Twilio-Signature", s);
+            }
+            request.send().await.expect("POST").status().as_u16()
+        }
+    };
+    assert_eq!(post(None, params.to_vec()).await, 403, "unsigned");
+    let forged = domain::signature::sign(&AuthToken::new("guessed").expect("t"), &url, &params);
+    assert_eq!(
+        post(Some(forged), params.to_vec()).await,
+        403,
+        "signed with another token"
+    );
+    let mut tampered = params.to_vec();
+    tampered[2].1 = "failed".into();
+    assert_eq!(
+        post(Some(signature.clone()), tampered).await,
+        403,
+        "parameters changed"
+    );
+    assert_eq!(post(Some(signature.clone()), params.to_vec()).await, 204);
+    assert_eq!(
+        post(Some(signature), params.to_vec()).await,
+        204,
+        "duplicate"
+    );
+    let m = get(&app, &key, &format!("/api/v1/messages/{id}"))
+        .await
+        .body;
+    assert_eq!(m["status"], "delivered");
+    assert_eq!(
+        m["events"].as_array().expect("events").len(),
+        3,
+        "one callback event"
+    );
+}
+on_both!(forged_callbacks_are_refused_and_duplicates_ignored);
+
+async fn twilio_python_sends_through_the_compatible_endpoint(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("tools/bench/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "twilio-python is not installed: run `bash scripts/tools.sh test` (make test does)"
+    );
+    // tokio's Command: the server answering Python runs on this test's (single) thread.
+    let output = tokio::process::Command::new(python)
+        .arg(root.join("server/tests/clients/twilio_python.py"))
+        .env("SMSDESK_URL", app.url(""))
+        .env("ACCOUNT_SID", &app.sending.installation.account_sid)
+        .env("API_KEY_ID", &key.id)
+        .env("API_KEY_SECRET", &key.secret)
+        .env("TO", "+14155552671")
+        .env("BAD_TO", "+1415555")
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: Vec<Value> = String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let created = &steps[0];
+    assert_eq!(created["status"], "accepted");
+    assert_eq!(created["to"], "+14155552671");
+    assert_eq!(created["num_segments"], "1");
+    assert_eq!(created["body"], "SafeShipper: shipment SS-7 picked up 🚚");
+    assert!(
+        created["date_created"].as_str().is_some(),
+        "RFC 2822 date read"
+    );
+    let sid = created["sid"].as_str().expect("sid");
+    assert!(sid.starts_with("SM") && sid.len() == 34);
+    assert_eq!(steps[1]["sid"], sid);
+    assert_eq!(
+        (steps[2]["status"].as_i64(), steps[2]["code"].as_i64()),
+        (Some(400), Some(21211))
+    );
+    assert_eq!(
+        (steps[3]["status"].as_i64(), steps[3]["code"].as_i64()),
+        (Some(401), Some(20003))
+    );
+    assert_eq!(message_count(&app).await, 1);
+    let m = get(&app, &key, &format!("/api/v1/messages/{sid}"))
+        .await
+        .body;
+    assert_eq!(
+        (m["segments"].as_i64(), m["encoding"].as_str()),
+        (Some(1), Some("UCS-2"))
+    );
+}
+on_both!(twilio_python_sends_through_the_compatible_endpoint);
