@@ -61,4 +61,10 @@ if [ "$status" -ne 0 ]; then
   say "server log"
   tail -n 50 "$work/server.log"
 fi
+# The tests only do what people do: an error in the server's log is a bug even when they pass.
+if grep -q '"level":"ERROR"' "$work/server.log"; then
+  say "the server logged errors during the tests"
+  grep '"level":"ERROR"' "$work/server.log" | head -n 20
+  status=1
+fi
 exit "$status"

@@ -32,7 +32,13 @@ mod server {
 
     pub fn state() -> Result<AppState, AppError> {
         use_context::<AppState>().ok_or_else(|| {
-            tracing::error!("AppState missing from the Leptos context");
+            if use_context::<http::request::Parts>().is_some() {
+                tracing::error!("AppState missing from the Leptos context");
+            } else {
+                // A page's data still loading after its request ended (the browser went on to
+                // another page): Leptos has already dropped that request's context.
+                tracing::debug!("a server function ran after its request ended");
+            }
             AppError::Internal.respond()
         })
     }

@@ -56,14 +56,10 @@ pub fn ModeBanner() -> impl IntoView {
     let CurrentUser(user) = expect_context::<CurrentUser>();
     // Asked from the browser once the page is up (not during server rendering): the banner is
     // about this installation, not this page.
-    let mode = LocalResource::new(move || {
-        let signed_in = user.get().and_then(Result::ok).flatten().is_some();
-        async move {
-            if signed_in {
-                crate::api::sending::sending_mode().await.ok()
-            } else {
-                None
-            }
+    let mode = LocalResource::new(move || async move {
+        match user.await {
+            Ok(Some(_)) => crate::api::sending::sending_mode().await.ok(),
+            _ => None,
         }
     });
     view! {

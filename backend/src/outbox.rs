@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use domain::phone::PhoneNumber;
 use domain::segments::{MAX_BODY_CHARS, SegmentedMessage};
 use domain::status::MessageStatus;
-use domain::template::{Category, Priority};
+use domain::template::{Category, DEFAULT_TWO_FACTOR_TTL_SECONDS, MAX_TTL_SECONDS, Priority};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::DataKey;
@@ -17,9 +17,7 @@ use crate::worker::PARAMS;
 use crate::{consent, on_db, on_tx, templates};
 
 /// Longest `ValidityPeriod` Twilio takes (and its default), in seconds.
-pub const MAX_VALIDITY_SECONDS: u32 = 36_000;
-/// How long a two-factor code stays worth sending when the caller does not say.
-pub const TWO_FACTOR_VALIDITY_SECONDS: u32 = 600;
+pub const MAX_VALIDITY_SECONDS: u32 = MAX_TTL_SECONDS;
 
 /// What a caller asks to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,11 +181,15 @@ pub async fn prepare(
             ),
         )));
     }
-    let (body, template_key, category, priority, smart) = match submission.content {
+    // The validity when the submission gives none: the template's TTL; two-factor codes expire.
+    let (body, template_key, category, priority, smart, default_validity) = match submission.content
+    {
         Content::Body(body) => {
             let category = submission.category;
             let priority = category.map_or(Priority::Normal, Category::default_priority);
-            (body, None, category, priority, false)
+            let validity =
+                (category == Some(Category::TwoFactor)).then_some(DEFAULT_TWO_FACTOR_TTL_SECONDS);
+            (body, None, category, priority, false, validity)
         }
         Content::Template { key, variables } => {
             let stored = match templates::get(db, &key).await {
@@ -266,6 +268,7 @@ pub async fn prepare(
                 Some(template.category()),
                 template.priority(),
                 template.smart_encoding(),
+                template.validity_seconds(),
             )
         }
     };
@@ -342,8 +345,7 @@ pub async fn prepare(
                 ),
             )));
         }
-        None if priority == Priority::TwoFactor => Some(TWO_FACTOR_VALIDITY_SECONDS),
-        None => None,
+        None => default_validity,
     };
     debug_assert!(body.chars().count() <= MAX_BODY_CHARS);
     Ok(Ok(Prepared {

@@ -299,6 +299,7 @@ pub fn defaults() -> Vec<Template> {
                 category,
                 priority: None,
                 smart_encoding: false,
+                ttl_seconds: None,
             })
             .expect("a valid built-in template")
         })

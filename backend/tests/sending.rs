@@ -586,9 +586,39 @@ async fn a_message_past_its_validity_is_not_sent(db: Db) {
         t0,
     )
     .await;
+    // A template's TTL is its messages' validity.
+    let template = domain::template::Template::new(domain::template::TemplateParts {
+        key: domain::template::TemplateKey::parse("door_code").unwrap(),
+        body: domain::template::TemplateBody::parse("Gate code {code}").unwrap(),
+        variables: vec![
+            domain::template::VariableSpec::new(
+                "code",
+                6,
+                domain::template::Charset::Gsm7,
+                "123456",
+            )
+            .unwrap(),
+        ],
+        category: Category::Driver,
+        priority: None,
+        smart_encoding: false,
+        ttl_seconds: Some(90),
+    })
+    .expect("template");
+    backend::templates::create(&db, &audit::Actor::system(), &template)
+        .await
+        .expect("stored");
+    let gate = Submission {
+        content: Content::Template {
+            key: "door_code".into(),
+            variables: BTreeMap::from([("code".to_owned(), "424242".to_owned())]),
+        },
+        ..body_to(&number(3), "", None)
+    };
+    submit(&db, gate, t0).await;
     let w = worker(&db, &fake);
     let step = w.try_execute_task(t0 + 31 * SECOND).await.expect("step");
-    assert_eq!((step.expired, step.sent), (1, 1));
+    assert_eq!((step.expired, step.sent), (1, 2));
     let v = view(&db, &m.sid).await;
     assert_eq!(
         (v.status, v.error_code),
@@ -596,15 +626,19 @@ async fn a_message_past_its_validity_is_not_sent(db: Db) {
     );
     assert!(v.error_message.expect("reason").contains("validity"));
     // The other code (default validity 600 s) went with the seconds it has left.
+    // The template's message went with what is left of its 90 s.
     let sent = fake.ledger();
-    assert_eq!(sent.len(), 1);
-    let validity: Vec<&str> = sent[0]
-        .form
-        .iter()
-        .filter(|(k, _)| k == "ValidityPeriod")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    assert_eq!(validity, ["569"]);
+    assert_eq!(sent.len(), 2);
+    let validity_to = |to: &str| -> Vec<String> {
+        sent.iter()
+            .filter(|c| c.to == to)
+            .flat_map(|c| c.form.iter())
+            .filter(|(k, _)| k == "ValidityPeriod")
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(validity_to(&number(2)), ["569"]);
+    assert_eq!(validity_to(&number(3)), ["59"]);
     assert_eq!(view(&db, &fresh.sid).await.status, MessageStatus::Queued);
 }
 on_both!(a_message_past_its_validity_is_not_sent);

@@ -622,6 +622,10 @@ pub enum DefinitionError {
     /// The preview with the sample values does not render: fix the samples (or the body).
     #[error("the preview with the sample values does not render: {0}")]
     Preview(RenderError),
+    #[error(
+        "a TTL of {seconds} seconds is out of range: give 1 to {MAX_TTL_SECONDS} seconds (Twilio's longest validity period, 10 hours), or leave it empty"
+    )]
+    Ttl { seconds: u32 },
 }
 
 /// The fields of a [`Template`], unchecked: what forms and JSON carry. `priority: None` means the
@@ -638,7 +642,17 @@ pub struct TemplateParts {
     /// It must match the Messaging Service's setting, or segment counts will be wrong.
     #[serde(default)]
     pub smart_encoding: bool,
+    /// How long a message from this template stays worth sending, in seconds (Twilio's
+    /// `ValidityPeriod`, 1 to 36,000): a two-factor code is useless once it has expired. `None`:
+    /// [`DEFAULT_TWO_FACTOR_TTL_SECONDS`] for two-factor templates, no limit for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u32>,
 }
+
+/// Twilio's longest `ValidityPeriod`, in seconds (10 hours).
+pub const MAX_TTL_SECONDS: u32 = 36_000;
+/// A two-factor template's TTL when it sets none: 10 minutes.
+pub const DEFAULT_TWO_FACTOR_TTL_SECONDS: u32 = 600;
 
 /// A template ready to send: every placeholder declared, samples valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -651,6 +665,7 @@ pub struct Template {
     priority: Priority,
     priority_overridden: bool,
     smart_encoding: bool,
+    ttl_seconds: Option<u32>,
 }
 
 impl Template {
@@ -677,6 +692,11 @@ impl Template {
         if !unknown.is_empty() {
             return Err(DefinitionError::UnknownVariables { names: unknown });
         }
+        if let Some(seconds) = parts.ttl_seconds
+            && !(1..=MAX_TTL_SECONDS).contains(&seconds)
+        {
+            return Err(DefinitionError::Ttl { seconds });
+        }
         let template = Template {
             key: parts.key,
             body: parts.body,
@@ -687,6 +707,7 @@ impl Template {
                 .unwrap_or_else(|| parts.category.default_priority()),
             priority_overridden: parts.priority.is_some(),
             smart_encoding: parts.smart_encoding,
+            ttl_seconds: parts.ttl_seconds,
         };
         template
             .render_samples()
@@ -720,6 +741,18 @@ impl Template {
 
     pub fn smart_encoding(&self) -> bool {
         self.smart_encoding
+    }
+
+    /// The TTL the template sets, if any.
+    pub fn ttl_seconds(&self) -> Option<u32> {
+        self.ttl_seconds
+    }
+
+    /// How long its messages may wait before they are no longer worth sending (Twilio's
+    /// `ValidityPeriod`): the template's TTL, else 10 minutes for two-factor codes, else none.
+    pub fn validity_seconds(&self) -> Option<u32> {
+        self.ttl_seconds
+            .or((self.category == Category::TwoFactor).then_some(DEFAULT_TWO_FACTOR_TTL_SECONDS))
     }
 
     /// Declared variables the body does not use: harmless, but probably a leftover.
@@ -854,6 +887,7 @@ impl From<Template> for TemplateParts {
             category: t.category,
             priority: t.priority_overridden.then_some(t.priority),
             smart_encoding: t.smart_encoding,
+            ttl_seconds: t.ttl_seconds,
         }
     }
 }
@@ -1408,6 +1442,7 @@ mod tests {
             category: Category::Shipment,
             priority: None,
             smart_encoding,
+            ttl_seconds: None,
         })
     }
 
@@ -1981,6 +2016,40 @@ mod tests {
             let w = t.worst_case();
             assert_eq!((w.min_segments, w.max_segments), (n, n), "{body}");
         }
+    }
+
+    #[test]
+    fn ttl_is_checked_and_two_factor_codes_expire_by_default() {
+        let parts = |category, ttl_seconds| TemplateParts {
+            key: TemplateKey::parse("code").unwrap(),
+            body: TemplateBody::parse("Your code is 123456").unwrap(),
+            variables: vec![],
+            category,
+            priority: None,
+            smart_encoding: false,
+            ttl_seconds,
+        };
+        let two_factor = Template::new(parts(Category::TwoFactor, None)).unwrap();
+        assert_eq!(two_factor.ttl_seconds(), None);
+        assert_eq!(two_factor.validity_seconds(), Some(600));
+        let short = Template::new(parts(Category::TwoFactor, Some(120))).unwrap();
+        assert_eq!(short.validity_seconds(), Some(120));
+        let shipment = Template::new(parts(Category::Shipment, None)).unwrap();
+        assert_eq!(shipment.validity_seconds(), None);
+        let timed = Template::new(parts(Category::Shipment, Some(36_000))).unwrap();
+        assert_eq!(timed.validity_seconds(), Some(36_000));
+        for bad in [0, 36_001] {
+            let err = Template::new(parts(Category::TwoFactor, Some(bad))).unwrap_err();
+            assert_eq!(err, DefinitionError::Ttl { seconds: bad });
+            assert!(err.to_string().contains("1 to 36000"), "{err}");
+        }
+        // Stored JSON without the field (templates saved before it existed) still reads.
+        let json = serde_json::to_value(&shipment).unwrap();
+        assert!(json.get("ttl_seconds").is_none());
+        let back: Template = serde_json::from_value(json).unwrap();
+        assert_eq!(back, shipment);
+        let json = serde_json::to_string(&short).unwrap();
+        assert_eq!(serde_json::from_str::<Template>(&json).unwrap(), short);
     }
 
     // --- Properties -------------------------------------------------------------------------

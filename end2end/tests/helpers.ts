@@ -1,4 +1,28 @@
-import { expect, type Page } from "@playwright/test";
+import { test as base, expect, type Page } from "@playwright/test";
+
+export { expect };
+
+/**
+ * Playwright's `test`, failing any test during which the page threw or Leptos reported a
+ * hydration error: such a page still looks right but part of it no longer reacts. A test that
+ * breaks the page on purpose lists what it expects in `allowedErrors`.
+ */
+export const test = base.extend<{ allowedErrors: RegExp[]; browserErrors: void }>({
+  allowedErrors: [[], { option: true }],
+  browserErrors: [
+    async ({ page, allowedErrors }, use) => {
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(`uncaught: ${e.message}`));
+      page.on("console", (m) => {
+        if (m.type() === "error" && /hydrat|panicked/i.test(m.text())) errors.push(m.text());
+      });
+      await use();
+      const unexpected = errors.filter((e) => !allowedErrors.some((allowed) => allowed.test(e)));
+      expect(unexpected, "errors in the browser").toEqual([]);
+    },
+    { auto: true },
+  ],
+});
 
 // scripts/e2e.sh creates one user per role, <role>@e2e.test, with this password.
 export const PASSWORD = process.env.SMSDESK_E2E_PASSWORD ?? "e2e password 1234";

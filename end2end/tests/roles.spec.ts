@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { ROLES, type Role, hydrated, signIn } from "./helpers";
+import { ROLES, type Role, expect, hydrated, signIn, test } from "./helpers";
 
 // Each role sees only its own part of the console, and a direct address it may not open
 // answers 403 with a page saying so.

@@ -1,5 +1,4 @@
-import { expect, test } from "@playwright/test";
-import { signIn } from "./helpers";
+import { expect, signIn, test } from "./helpers";
 
 // A dispatcher sends to a pasted list through the simulator (no Twilio credentials in the
 // end-to-end server): the review says who will not get it and why, the progress follows the

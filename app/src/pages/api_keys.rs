@@ -6,27 +6,34 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::LocalTime;
-use crate::api::sending::{CreateApiKey, RevokeApiKey, list_api_keys};
+use crate::api::sending::{ApiKeyView, CreateApiKey, RevokeApiKey, list_api_keys};
+use crate::error::AppError;
 use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn ApiKeysPage() -> impl IntoView {
-    view! {
-        <Title text="API keys"/>
-        <Guarded permission=Some(Permission::ManageSettings)>
-            <ApiKeys/>
-        </Guarded>
-    }
-}
-
-#[component]
-fn ApiKeys() -> impl IntoView {
+    // The page's resources are made here, once: the guard's closure may build its children
+    // more than once while the server renders (see `Guarded`).
     let create = ServerAction::<CreateApiKey>::new();
     let revoke = ServerAction::<RevokeApiKey>::new();
     let keys = Resource::new(
         move || (create.version().get(), revoke.version().get()),
         |_| list_api_keys(),
     );
+    view! {
+        <Title text="API keys"/>
+        <Guarded permission=Some(Permission::ManageSettings)>
+            <ApiKeys create revoke keys/>
+        </Guarded>
+    }
+}
+
+#[component]
+fn ApiKeys(
+    create: ServerAction<CreateApiKey>,
+    revoke: ServerAction<RevokeApiKey>,
+    keys: Resource<Result<Vec<ApiKeyView>, AppError>>,
+) -> impl IntoView {
     let error = move || {
         create
             .value()

@@ -6,34 +6,42 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::LocalTime;
-use crate::api::audit::list_audit;
+use crate::api::audit::{AuditEntry, list_audit};
+use crate::error::AppError;
 use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
-    view! {
-        <Title text="Audit log"/>
-        <Guarded permission=Some(Permission::ViewAuditLog)>
-            <Audit/>
-        </Guarded>
-    }
-}
-
-#[component]
-fn Audit() -> impl IntoView {
+    // The page's resources are made here, once: the guard's closure may build its children
+    // more than once while the server renders (see `Guarded`).
     // The filter lives in the address (`?actor=&action=`), so a filtered view can be shared.
     let query = use_query_map();
-    let filter = move || {
+    let filter = Memo::new(move |_| {
         query.with(|q| {
             (
                 q.get("actor").filter(|s| !s.is_empty()),
                 q.get("action").filter(|s| !s.is_empty()),
             )
         })
-    };
-    let entries = Resource::new(filter, |(actor, action)| {
-        list_audit(actor, action, Some(200))
     });
+    let entries = Resource::new(
+        move || filter.get(),
+        |(actor, action)| list_audit(actor, action, Some(200)),
+    );
+    view! {
+        <Title text="Audit log"/>
+        <Guarded permission=Some(Permission::ViewAuditLog)>
+            <Audit filter entries/>
+        </Guarded>
+    }
+}
+
+#[component]
+fn Audit(
+    filter: Memo<(Option<String>, Option<String>)>,
+    entries: Resource<Result<Vec<AuditEntry>, AppError>>,
+) -> impl IntoView {
+    let filter = move || filter.get();
     view! {
         <h1>"Audit log"</h1>
         <form method="get" class="field-row" aria-label="Filter">

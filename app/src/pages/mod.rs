@@ -27,22 +27,21 @@ pub struct CurrentUser(pub Resource<Result<Option<SessionUser>, AppError>>);
 #[component]
 pub fn Guarded(permission: Option<Permission>, children: ChildrenFn) -> impl IntoView {
     let CurrentUser(user) = expect_context::<CurrentUser>();
+    // While the server renders, this closure may run more than once (Suspense runs it first to
+    // find the resources it reads), so `children` are built more than once. Pages therefore make
+    // their resources outside `Guarded`: a resource made in here would be made twice, and the
+    // browser could pair its own with the discarded one's value (a hydration error, now and then).
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || {
-                let children = children.clone();
-                Suspend::new(async move {
-                    match user.await {
-                        Ok(Some(u)) if permission.is_none_or(|p| u.can(p)) => children().into_any(),
-                        Ok(Some(u)) => view! { <Forbidden role=u.role.label()/> }.into_any(),
-                        Ok(None) => view! {
-                            <p>"Your session has ended. " <a href="/login">"Sign in"</a> " again."</p>
-                        }
-                        .into_any(),
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
-                    }
-                })
-            }}
+            {move || user.get().map(|result| match result {
+                Ok(Some(u)) if permission.is_none_or(|p| u.can(p)) => children().into_any(),
+                Ok(Some(u)) => view! { <Forbidden role=u.role.label()/> }.into_any(),
+                Ok(None) => view! {
+                    <p>"Your session has ended. " <a href="/login">"Sign in"</a> " again."</p>
+                }
+                .into_any(),
+                Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+            })}
         </Suspense>
     }
 }

@@ -12,15 +12,19 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::sending::{Review, ReviewSend, SendDraft, SendMessages, send_progress};
-use crate::api::templates::list_templates;
+use crate::api::templates::{TemplateSummary, list_templates};
+use crate::error::AppError;
 use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn SendPage() -> impl IntoView {
+    // The page's resources are made here, once: the guard's closure may build its children
+    // more than once while the server renders (see `Guarded`).
+    let templates = Resource::new(|| (), |_| list_templates());
     view! {
         <Title text="Send"/>
         <Guarded permission=Some(Permission::SendMessages)>
-            <Send/>
+            <Send templates/>
         </Guarded>
     }
 }
@@ -65,8 +69,7 @@ fn read_file(ev: leptos::ev::Event, recipients: RwSignal<String>) {
 fn read_file(_ev: leptos::ev::Event, _recipients: RwSignal<String>) {}
 
 #[component]
-fn Send() -> impl IntoView {
-    let templates = Resource::new(|| (), |_| list_templates());
+fn Send(templates: Resource<Result<Vec<TemplateSummary>, AppError>>) -> impl IntoView {
     let recipients = RwSignal::new(String::new());
     let template = RwSignal::new(String::new());
     let variables = RwSignal::new(BTreeMap::<String, String>::new());

@@ -8,21 +8,24 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::sending::{SaveSendingSettings, get_sending_settings};
+use crate::error::AppError;
 use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
+    // The page's resources are made here, once: the guard's closure may build its children
+    // more than once while the server renders (see `Guarded`).
+    let loaded = Resource::new(|| (), |_| get_sending_settings());
     view! {
         <Title text="Settings"/>
         <Guarded permission=Some(Permission::ManageSettings)>
-            <Settings/>
+            <Settings loaded/>
         </Guarded>
     }
 }
 
 #[component]
-fn Settings() -> impl IntoView {
-    let loaded = Resource::new(|| (), |_| get_sending_settings());
+fn Settings(loaded: Resource<Result<SendingSettings, AppError>>) -> impl IntoView {
     view! {
         <h1>"Settings"</h1>
         <Suspense fallback=|| view! { <p class="muted">"Loading settings…"</p> }>

@@ -8,7 +8,8 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::LocalTime;
 use crate::api::templates::{
-    DeleteTemplate, DuplicateTemplate, TemplateView, get_template, list_templates, save_template,
+    DeleteTemplate, DuplicateTemplate, TemplateSummary, TemplateView, get_template, list_templates,
+    save_template,
 };
 use crate::error::AppError;
 use crate::pages::{ErrorNote, Guarded};
@@ -16,22 +17,28 @@ use crate::templates::{Field, FieldError, TemplateDraft, TemplateEditor, use_lea
 
 #[component]
 pub fn TemplatesPage() -> impl IntoView {
-    view! {
-        <Title text="Templates"/>
-        <Guarded permission=Some(Permission::ViewTemplates)>
-            <TemplateList/>
-        </Guarded>
-    }
-}
-
-#[component]
-fn TemplateList() -> impl IntoView {
+    // The page's resources are made here, once: the guard's closure may build its children
+    // more than once while the server renders (see `Guarded`).
     let duplicate = ServerAction::<DuplicateTemplate>::new();
     let delete = ServerAction::<DeleteTemplate>::new();
     let templates = Resource::new(
         move || (duplicate.version().get(), delete.version().get()),
         |_| list_templates(),
     );
+    view! {
+        <Title text="Templates"/>
+        <Guarded permission=Some(Permission::ViewTemplates)>
+            <TemplateList duplicate delete templates/>
+        </Guarded>
+    }
+}
+
+#[component]
+fn TemplateList(
+    duplicate: ServerAction<DuplicateTemplate>,
+    delete: ServerAction<DeleteTemplate>,
+    templates: Resource<Result<Vec<TemplateSummary>, AppError>>,
+) -> impl IntoView {
     let action_error = move || {
         duplicate
             .value()

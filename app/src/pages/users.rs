@@ -6,21 +6,16 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::LocalTime;
-use crate::api::users::{CreateUser, ResetUserPassword, SetUserDisabled, SetUserRole, list_users};
+use crate::api::users::{
+    CreateUser, ResetUserPassword, SetUserDisabled, SetUserRole, UserView, list_users,
+};
+use crate::error::AppError;
 use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
-    view! {
-        <Title text="Users"/>
-        <Guarded permission=Some(Permission::ManageUsers)>
-            <Users/>
-        </Guarded>
-    }
-}
-
-#[component]
-fn Users() -> impl IntoView {
+    // The page's resources are made here, once: the guard's closure may build its children
+    // more than once while the server renders (see `Guarded`).
     let create = ServerAction::<CreateUser>::new();
     let set_role = ServerAction::<SetUserRole>::new();
     let set_disabled = ServerAction::<SetUserDisabled>::new();
@@ -36,6 +31,22 @@ fn Users() -> impl IntoView {
         },
         |_| list_users(),
     );
+    view! {
+        <Title text="Users"/>
+        <Guarded permission=Some(Permission::ManageUsers)>
+            <Users create set_role set_disabled reset users/>
+        </Guarded>
+    }
+}
+
+#[component]
+fn Users(
+    create: ServerAction<CreateUser>,
+    set_role: ServerAction<SetUserRole>,
+    set_disabled: ServerAction<SetUserDisabled>,
+    reset: ServerAction<ResetUserPassword>,
+    users: Resource<Result<Vec<UserView>, AppError>>,
+) -> impl IntoView {
     // The one password to show: the newest created or reset.
     let shown_password = move || {
         let created = create.value().get().and_then(Result::ok);

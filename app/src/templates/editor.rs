@@ -87,6 +87,7 @@ pub fn TemplateEditor(
     let category = RwSignal::new(initial.category);
     let priority = RwSignal::new(initial.priority);
     let smart = RwSignal::new(initial.smart_encoding);
+    let ttl = RwSignal::new(initial.ttl_seconds.clone());
     let next_id = StoredValue::new(initial.variables.len() as u32);
     let rows = RwSignal::new(
         initial
@@ -106,6 +107,7 @@ pub fn TemplateEditor(
         category: category.get(),
         priority: priority.get(),
         smart_encoding: smart.get(),
+        ttl_seconds: ttl.get(),
     });
     let is_dirty = Memo::new(move |_| draft.with(|d| baseline.with(|b| d != b)));
     if let Some(dirty) = dirty {
@@ -338,6 +340,23 @@ pub fn TemplateEditor(
                                 .collect_view()}
                         </select>
                         {errors_for(Field::Priority)}
+                    </div>
+                    <div class="field">
+                        <label for="template-ttl">"Valid for (seconds)"</label>
+                        <input
+                            id="template-ttl"
+                            inputmode="numeric"
+                            aria-describedby="template-ttl-hint"
+                            prop:value=move || ttl.get()
+                            on:input=move |e| ttl.set(event_target_value(&e))
+                            placeholder=move || {
+                                if category.get() == Category::TwoFactor { "600" } else { "no limit" }
+                            }
+                        />
+                        <p class="hint" id="template-ttl-hint">
+                            "Not sent once this has passed (Twilio's validity period, 1 to 36000). Empty: 10 minutes for two-factor codes, no limit for the rest."
+                        </p>
+                        {errors_for(Field::Ttl)}
                     </div>
                 </div>
 

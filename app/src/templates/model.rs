@@ -7,8 +7,8 @@
 
 use domain::segments::{BodyError, SegmentedMessage};
 use domain::template::{
-    Category, Charset, DefinitionError, Part, Priority, RenderError, Template, TemplateBody,
-    TemplateKey, TemplateParts, VariableError, VariableSpec,
+    Category, Charset, DefinitionError, MAX_TTL_SECONDS, Part, Priority, RenderError, Template,
+    TemplateBody, TemplateKey, TemplateParts, VariableError, VariableSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,9 @@ pub struct TemplateDraft {
     pub priority: Option<Priority>,
     /// Must match the Messaging Service's setting, or the counts will be wrong.
     pub smart_encoding: bool,
+    /// The TTL in seconds as typed; empty: none (two-factor codes: 10 minutes).
+    #[serde(default)]
+    pub ttl_seconds: String,
 }
 
 impl Default for TemplateDraft {
@@ -55,6 +58,7 @@ impl Default for TemplateDraft {
             category: Category::Shipment,
             priority: None,
             smart_encoding: false,
+            ttl_seconds: String::new(),
         }
     }
 }
@@ -78,6 +82,7 @@ impl From<&Template> for TemplateDraft {
             category: parts.category,
             priority: parts.priority,
             smart_encoding: parts.smart_encoding,
+            ttl_seconds: parts.ttl_seconds.map(|t| t.to_string()).unwrap_or_default(),
         }
     }
 }
@@ -90,6 +95,7 @@ pub enum Field {
     Body,
     Category,
     Priority,
+    Ttl,
     /// The variables table as a whole.
     Variables,
     /// Row `n` (0-based) of the variables table.
@@ -141,6 +147,21 @@ impl TemplateDraft {
                 }
             }
         }
+        let ttl_seconds = match self.ttl_seconds.trim() {
+            "" => None,
+            t => match t.parse::<u32>() {
+                Ok(seconds) => Some(seconds),
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        Field::Ttl,
+                        format!(
+                            "{t:?} is not a number of seconds: give a whole number from 1 to {MAX_TTL_SECONDS}, or leave it empty"
+                        ),
+                    ));
+                    None
+                }
+            },
+        };
         let (Some(key), Some(body), true) = (key, body, errors.is_empty()) else {
             return Err(errors);
         };
@@ -151,6 +172,7 @@ impl TemplateDraft {
             category: self.category,
             priority: self.priority,
             smart_encoding: self.smart_encoding,
+            ttl_seconds,
         })
         .map_err(|e| self.definition_errors(e))
     }
@@ -184,6 +206,7 @@ impl TemplateDraft {
                 Field::Body,
                 format!("the preview with the sample values does not render: {other}"),
             )],
+            DefinitionError::Ttl { .. } => vec![FieldError::new(Field::Ttl, e.to_string())],
         }
     }
 
@@ -394,6 +417,29 @@ mod tests {
             fields,
             vec![Field::Key, Field::Body, Field::VariableName(0)]
         );
+    }
+
+    #[test]
+    fn the_ttl_is_a_number_of_seconds_in_twilios_range() {
+        let mut d = draft("Your code is 123456", &[]);
+        d.category = Category::TwoFactor;
+        assert_eq!(d.validate().unwrap().validity_seconds(), Some(600));
+        d.ttl_seconds = " 120 ".into();
+        let t = d.validate().unwrap();
+        assert_eq!(t.ttl_seconds(), Some(120));
+        assert_eq!(TemplateDraft::from(&t).ttl_seconds, "120");
+        for bad in ["ten", "-5", "1.5"] {
+            d.ttl_seconds = bad.into();
+            let errors = d.validate().unwrap_err();
+            assert_eq!(errors[0].field, Field::Ttl, "{bad}");
+            assert!(errors[0].message.contains("whole number"), "{errors:?}");
+        }
+        for bad in ["0", "36001"] {
+            d.ttl_seconds = bad.into();
+            let errors = d.validate().unwrap_err();
+            assert_eq!(errors[0].field, Field::Ttl, "{bad}");
+            assert!(errors[0].message.contains("1 to 36000"), "{errors:?}");
+        }
     }
 
     #[test]
