@@ -84,8 +84,14 @@ pub struct WorkerConfig {
     pub batch_size: usize,
     /// Sends in flight at once.
     pub concurrency: usize,
-    /// How long a claim lasts; past it the message is in doubt. Longer than the HTTP timeout.
+    /// How long a claim lasts; past it the message is in doubt (another loop or instance asks
+    /// Twilio about it). Must exceed `start_window` plus two requests (the in-doubt lookup and
+    /// the send) at the HTTP timeout.
     pub lease: Duration,
+    /// How long after its claim a send may still start. A step whose sends queue up behind a
+    /// slow Twilio returns the ones it could not start in time to the outbox (untried), so no
+    /// send is ever still under way when its lease runs out, whatever the batch size.
+    pub start_window: Duration,
     /// Absolute URL of smsdesk's status webhook, given to Twilio with every message.
     pub status_callback: Option<String>,
     /// The sender when the message names none: `TWILIO_PHONE_NUMBER` or the Messaging Service.
@@ -95,9 +101,10 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     pub fn new(default_sender: Sender, status_callback: Option<String>) -> WorkerConfig {
         WorkerConfig {
-            batch_size: 250,
+            batch_size: 1_000,
             concurrency: 32,
             lease: Duration::from_secs(120),
+            start_window: Duration::from_secs(60),
             status_callback,
             default_sender,
         }
@@ -113,6 +120,8 @@ pub struct Step {
     /// Found already sent while in doubt (counted in `sent` too).
     pub found_in_doubt: usize,
     pub retry_scheduled: usize,
+    /// Claimed but not started within the start window: back in the outbox, untried.
+    pub not_started: usize,
     pub failed: usize,
     pub expired: usize,
     /// Due messages that must wait for a limit.
@@ -160,6 +169,8 @@ enum Outcome {
     Refused(TwilioError),
     Unknown(TwilioError),
     Undecryptable,
+    /// The start window had passed: nothing was sent.
+    NotStarted,
 }
 
 pub struct Worker {
@@ -201,9 +212,16 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(step);
         }
+        let claimed_at = std::time::Instant::now();
+        let settings_ref = &settings;
         let outcomes: Vec<(Claimed, Outcome)> = futures::stream::iter(claimed)
-            .map(|c| async {
-                let outcome = self.dispatch(&c, now, &settings).await;
+            .map(|c| async move {
+                // Started only when a lane is free: too late, and it goes back untried.
+                let outcome = if claimed_at.elapsed() > self.config.start_window {
+                    Outcome::NotStarted
+                } else {
+                    self.dispatch(&c, now, settings_ref).await
+                };
                 (c, outcome)
             })
             .buffer_unordered(self.config.concurrency.max(1))
@@ -551,6 +569,8 @@ impl Worker {
     ) -> Result<(), WorkerError> {
         let mut tx = self.db.begin().await?;
         let mut sent: Vec<(i64, twilio::Message, bool)> = Vec::new();
+        // Not started: (id, whether an earlier attempt is still in doubt).
+        let mut untried: Vec<(i64, bool)> = Vec::new();
         for (c, outcome) in outcomes {
             let attempts = c.attempts + 1;
             match outcome {
@@ -630,6 +650,10 @@ impl Worker {
                         step.failed += 1;
                     }
                 }
+                Outcome::NotStarted => {
+                    untried.push((c.id, c.in_doubt || c.state == "sending"));
+                    step.not_started += 1;
+                }
                 Outcome::Undecryptable => {
                     fail(
                         &mut tx,
@@ -644,6 +668,38 @@ impl Worker {
             }
         }
         record_sent(&mut tx, &sent, now).await?;
+        // Due again at once, the attempt not counted, its dispatch no longer logged (the sender's
+        // pace keeps it: a second's worth, on the safe side); an earlier attempt still in doubt
+        // stays so.
+        let ids: Vec<i64> = untried.iter().map(|(id, _)| *id).collect();
+        for chunk in ids.chunks(PARAMS) {
+            let sql = format!(
+                "DELETE FROM dispatch_log WHERE at = $1 AND message_id IN ({})",
+                numbered(2, chunk.len())
+            );
+            on_tx!(&mut tx, |conn| {
+                let mut q = sqlx::query(&sql).bind(now);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(conn).await?.rows_affected()
+            });
+        }
+        for in_doubt in [false, true] {
+            let ids: Vec<i64> = untried
+                .iter()
+                .filter(|(_, d)| *d == in_doubt)
+                .map(|(id, _)| *id)
+                .collect();
+            update_ids(
+                &mut tx,
+                "UPDATE messages SET state = 'waiting', due_at = $1, lease_until = NULL,
+                     attempts = attempts - 1, in_doubt = ($2 = 1), updated_at = $1",
+                (now, i64::from(in_doubt)),
+                &ids,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -52,6 +52,7 @@ fn worker(db: &Db, fake: &FakeTwilio) -> Worker {
         Some("https://sms.example/webhooks/twilio/status".to_owned()),
     );
     config.lease = Duration::from_secs(30);
+    config.start_window = Duration::from_secs(10);
     Worker::new(
         db.clone(),
         key(),
@@ -572,6 +573,68 @@ async fn a_claim_left_by_a_crash_is_resolved_without_sending_twice(db: Db) {
     assert_eq!(ledger.iter().filter(|c| c.to == number(2)).count(), 1);
 }
 on_both!(a_claim_left_by_a_crash_is_resolved_without_sending_twice);
+
+async fn sends_that_cannot_start_in_time_go_back_untried(db: Db) {
+    save(&db, &open_settings()).await;
+    // Twilio answers in 300 ms, one send at a time, and a send may start at most 100 ms after
+    // the claim: the first goes, the two queued behind it would outlive their lease.
+    let fake = FakeTwilio::start_with_delay(Duration::from_millis(300)).await;
+    let t0 = now_micros();
+    let mut sids = Vec::new();
+    for n in 1..=3 {
+        sids.push(
+            submit(&db, body_to(&number(n), "Depot 3 closes early", None), t0)
+                .await
+                .sid,
+        );
+    }
+    let mut config = WorkerConfig::new(Sender::From(FROM.to_owned()), None);
+    config.concurrency = 1;
+    config.lease = Duration::from_secs(30);
+    config.start_window = Duration::from_millis(100);
+    let slow = Worker::new(
+        db.clone(),
+        key(),
+        Provider::Twilio(client(&fake, Duration::from_secs(5))),
+        config,
+    );
+    let step = slow.try_execute_task(t0).await.expect("step");
+    assert_eq!((step.claimed, step.sent, step.not_started), (3, 1, 2));
+    assert_eq!(fake.ledger().len(), 1);
+    let logged = on_db!(&db, |pool| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM dispatch_log"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count"));
+    assert_eq!(
+        logged, 1,
+        "only the send that happened counts against the limits"
+    );
+    let mut back = 0;
+    for sid in &sids {
+        let v = view(&db, sid).await;
+        if v.state == "waiting" {
+            assert_eq!(
+                (v.attempts, v.status),
+                (0, MessageStatus::Accepted),
+                "{sid}"
+            );
+            back += 1;
+        }
+    }
+    assert_eq!(back, 2);
+    // Due at once: the next step sends them, each once.
+    let step = worker(&db, &fake)
+        .try_execute_task(t0 + SECOND)
+        .await
+        .expect("step");
+    assert_eq!((step.claimed, step.sent), (2, 2));
+    let mut to: Vec<String> = fake.ledger().into_iter().map(|c| c.to).collect();
+    to.sort();
+    assert_eq!(to, [number(1), number(2), number(3)]);
+}
+on_both!(sends_that_cannot_start_in_time_go_back_untried);
 
 async fn a_message_past_its_validity_is_not_sent(db: Db) {
     save(&db, &open_settings()).await;

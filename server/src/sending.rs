@@ -29,6 +29,9 @@ pub const SIMULATOR_FROM: &str = "+15005550006";
 /// Worker loops per instance: while one waits for Twilio's answers, another claims and records
 /// (claims still take turns, so the limits hold).
 pub const WORKER_LOOPS: usize = 2;
+
+/// How long after a claim its sends may still start (see `WorkerConfig::start_window`).
+pub const START_WINDOW: Duration = Duration::from_secs(10);
 /// The status webhook's path.
 pub const STATUS_PATH: &str = "/webhooks/twilio/status";
 
@@ -150,8 +153,9 @@ impl Sending {
             default_sender,
             wake,
             settings_cache: Arc::default(),
-            // Twice the request timeout and some: an answer that can still arrive is awaited.
-            lease: settings.send_timeout * 2 + Duration::from_secs(5),
+            // A send starts within START_WINDOW of its claim and takes at most two requests
+            // (an in-doubt lookup, the send) at the timeout: past that, nothing is under way.
+            lease: START_WINDOW + settings.send_timeout * 2 + Duration::from_secs(5),
         })
     }
 
@@ -189,6 +193,7 @@ impl Sending {
     pub fn worker(&self, status_callback: Option<String>) -> Worker {
         let mut config = WorkerConfig::new(self.default_sender.clone(), status_callback);
         config.lease = self.lease;
+        config.start_window = START_WINDOW;
         Worker::new(
             self.db.clone(),
             self.key.clone(),
