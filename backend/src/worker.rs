@@ -438,6 +438,7 @@ impl Worker {
         update_ids(
             &mut tx,
             "UPDATE messages SET state = 'sending', lease_until = $1, attempts = attempts + 1,
+                 in_doubt = (in_doubt OR state = 'sending'),
                  attempt_started_at = CASE WHEN in_doubt OR state = 'sending'
                      THEN attempt_started_at ELSE $2 END,
                  dispatched_at = $2, updated_at = $2",
@@ -569,8 +570,8 @@ impl Worker {
     ) -> Result<(), WorkerError> {
         let mut tx = self.db.begin().await?;
         let mut sent: Vec<(i64, twilio::Message, bool)> = Vec::new();
-        // Not started: (id, whether an earlier attempt is still in doubt).
-        let mut untried: Vec<(i64, bool)> = Vec::new();
+        // Not started (an earlier attempt in doubt stays so: the claim marked it).
+        let mut untried: Vec<i64> = Vec::new();
         for (c, outcome) in outcomes {
             let attempts = c.attempts + 1;
             match outcome {
@@ -651,7 +652,7 @@ impl Worker {
                     }
                 }
                 Outcome::NotStarted => {
-                    untried.push((c.id, c.in_doubt || c.state == "sending"));
+                    untried.push(c.id);
                     step.not_started += 1;
                 }
                 Outcome::Undecryptable => {
@@ -669,10 +670,8 @@ impl Worker {
         }
         record_sent(&mut tx, &sent, now).await?;
         // Due again at once, the attempt not counted, its dispatch no longer logged (the sender's
-        // pace keeps it: a second's worth, on the safe side); an earlier attempt still in doubt
-        // stays so.
-        let ids: Vec<i64> = untried.iter().map(|(id, _)| *id).collect();
-        for chunk in ids.chunks(PARAMS) {
+        // pace keeps it: a second's worth, on the safe side).
+        for chunk in untried.chunks(PARAMS) {
             let sql = format!(
                 "DELETE FROM dispatch_log WHERE at = $1 AND message_id IN ({})",
                 numbered(2, chunk.len())
@@ -685,21 +684,14 @@ impl Worker {
                 q.execute(conn).await?.rows_affected()
             });
         }
-        for in_doubt in [false, true] {
-            let ids: Vec<i64> = untried
-                .iter()
-                .filter(|(_, d)| *d == in_doubt)
-                .map(|(id, _)| *id)
-                .collect();
-            update_ids(
-                &mut tx,
-                "UPDATE messages SET state = 'waiting', due_at = $1, lease_until = NULL,
-                     attempts = attempts - 1, in_doubt = ($2 = 1), updated_at = $1",
-                (now, i64::from(in_doubt)),
-                &ids,
-            )
-            .await?;
-        }
+        update_ids(
+            &mut tx,
+            "UPDATE messages SET state = 'waiting', due_at = $1, lease_until = NULL,
+                 attempts = attempts - 1, updated_at = $2",
+            (now, now),
+            &untried,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
