@@ -278,7 +278,13 @@ pub async fn count(db: &Db) -> Result<i64, UserError> {
 /// Checks an e-mail and password at time `now` (microseconds, UTC; the server passes the clock,
 /// tests pass any time). After [`SLOW_AFTER_FAILURES`] failures in a row each further attempt
 /// must wait (1 s, then 2 s, ...) before it is even checked; [`LOCK_AFTER_FAILURES`] lock the
-/// account for [`LOCK_FOR`]. A success clears the count.
+/// account for [`LOCK_FOR`], and the count starts again once the lock is over. A success clears
+/// the count.
+///
+/// Attempts that arrive together are all checked (each passed the lock check before any had
+/// failed), so each failure is counted by one atomic `UPDATE` ([`record_failure`]), never by
+/// writing back a count read earlier: forty wrong passwords at once count forty, and lock the
+/// account just as forty in a row would.
 pub async fn authenticate(
     db: &Db,
     email: &str,
@@ -301,47 +307,22 @@ pub async fn authenticate(
         return Err(AuthError::InvalidCredentials);
     };
     if let Some(until) = user.locked_until.filter(|&until| until > now) {
-        let wait = until - now;
-        return Err(if failures == 0 {
-            AuthError::Locked {
-                minutes: (wait + 59_999_999) / 60_000_000,
-            }
-        } else {
-            AuthError::TooFast {
-                seconds: (wait + 999_999) / 1_000_000,
-            }
-        });
+        return Err(refusal(failures, until - now));
     }
     if !verify_password(password, Some(hash)).await {
-        let failures = failures + 1;
-        let (failures, locked_until) = if failures >= LOCK_AFTER_FAILURES {
-            // Locked: the count starts again once the lock is over.
-            (0, Some(now + LOCK_FOR.as_micros() as i64))
-        } else if failures > SLOW_AFTER_FAILURES {
-            let seconds = 1_i64 << (failures - SLOW_AFTER_FAILURES - 1);
-            (failures, Some(now + seconds * 1_000_000))
-        } else {
-            (failures, None)
+        let (failures, locked_until) = record_failure(db, user.id, now).await?;
+        return match locked_until.filter(|&until| until > now) {
+            Some(until) if failures >= LOCK_AFTER_FAILURES => {
+                if failures == LOCK_AFTER_FAILURES {
+                    tracing::warn!(
+                        user_id = user.id,
+                        "account locked after repeated failed sign-ins"
+                    );
+                }
+                Err(refusal(failures, until - now))
+            }
+            _ => Err(AuthError::InvalidCredentials),
         };
-        on_db!(db, |pool| {
-            sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
-                .bind(failures)
-                .bind(locked_until)
-                .bind(user.id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if failures == 0 {
-            tracing::warn!(
-                user_id = user.id,
-                "account locked after repeated failed sign-ins"
-            );
-            return Err(AuthError::Locked {
-                minutes: LOCK_FOR.as_secs().div_ceil(60) as i64,
-            });
-        }
-        return Err(AuthError::InvalidCredentials);
     }
     if user.disabled {
         return Err(AuthError::Disabled);
@@ -357,6 +338,58 @@ pub async fn authenticate(
         locked_until: None,
         ..user
     })
+}
+
+/// Why an attempt on an account that takes no attempt for another `wait` µs is refused.
+fn refusal(failures: i64, wait: i64) -> AuthError {
+    if failures >= LOCK_AFTER_FAILURES {
+        AuthError::Locked {
+            minutes: (wait + 59_999_999) / 60_000_000,
+        }
+    } else {
+        AuthError::TooFast {
+            seconds: (wait + 999_999) / 1_000_000,
+        }
+    }
+}
+
+/// Counts one failed sign-in at `now` in a single statement and returns the new count and
+/// until when the account now waits or is locked. Both databases evaluate every `SET`
+/// expression against the row as it was before this statement, and the row is locked while it
+/// runs, so concurrent failures each add one.
+async fn record_failure(db: &Db, id: UserId, now: i64) -> Result<(i64, Option<i64>), AuthError> {
+    // The count after this failure: it starts again when a lock is over.
+    let next = "(CASE WHEN failed_logins >= $3 AND locked_until <= $2 THEN 1 \
+                 ELSE failed_logins + 1 END)";
+    let sql = format!(
+        "UPDATE users SET failed_logins = {next},
+             locked_until = CASE
+                 -- Locked: a failure that finishes after a later one never shortens the lock.
+                 WHEN {next} >= $3 THEN
+                     CASE WHEN locked_until > $2 + $4 THEN locked_until ELSE $2 + $4 END
+                 -- Slowed: 1 s, then 2 s, 4 s... (see SLOW_AFTER_FAILURES).
+                 WHEN {next} > $5 THEN
+                     $2 + 1000000 * (1 << CAST({next} - $5 - 1 AS INTEGER))
+                 ELSE NULL
+             END
+         WHERE id = $1
+         RETURNING failed_logins, locked_until"
+    );
+    let row = on_db!(db, |pool| {
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(now)
+            .bind(LOCK_AFTER_FAILURES)
+            .bind(LOCK_FOR.as_micros() as i64)
+            .bind(SLOW_AFTER_FAILURES)
+            .fetch_one(pool)
+            .await?;
+        (
+            row.try_get::<i64, _>("failed_logins")?,
+            row.try_get::<Option<i64>, _>("locked_until")?,
+        )
+    });
+    Ok(row)
 }
 
 /// Changes a user's role.

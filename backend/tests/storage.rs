@@ -76,6 +76,43 @@ async fn repeated_failures_slow_down_then_lock_the_account(db: Db) {
 }
 on_both!(repeated_failures_slow_down_then_lock_the_account);
 
+async fn forty_wrong_passwords_at_once_count_forty_and_lock_the_account(db: Db) {
+    // Arrange
+    let boss = admin(&db).await;
+    let now = now_micros();
+
+    // Act: forty attempts in flight together, each read the account before any had failed.
+    let attempts = (0..40)
+        .map(|_| users::authenticate(&db, "admin@safeshipper.com", secret("wrong password!"), now));
+    let results = futures::future::join_all(attempts).await;
+
+    // Assert
+    assert!(results.iter().all(Result::is_err));
+    assert_eq!(failed_logins(&db, boss.id).await, 40);
+    let locked_until = users::get(&db, boss.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .locked_until;
+    assert_eq!(locked_until, Some(now + users::LOCK_FOR.as_micros() as i64));
+    let right = users::authenticate(&db, "admin@safeshipper.com", secret(PASSWORD), now).await;
+    assert!(
+        matches!(right, Err(AuthError::Locked { .. })),
+        "the right password does not open a locked account: {right:?}"
+    );
+}
+on_both!(forty_wrong_passwords_at_once_count_forty_and_lock_the_account);
+
+/// The stored count of failed sign-ins in a row (not part of [`users::User`]).
+async fn failed_logins(db: &Db, id: users::UserId) -> i64 {
+    let sql = "SELECT failed_logins FROM users WHERE id = $1";
+    match db {
+        Db::Sqlite(pool, _) => sqlx::query_scalar(sql).bind(id).fetch_one(pool).await,
+        Db::Postgres(pool) => sqlx::query_scalar(sql).bind(id).fetch_one(pool).await,
+    }
+    .expect("reading failed_logins")
+}
+
 async fn disabled_users_cannot_sign_in_and_their_sessions_end(db: Db) {
     let boss = admin(&db).await;
     let actor = Actor::user(boss.id, &boss.email);
