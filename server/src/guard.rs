@@ -37,7 +37,13 @@ pub async fn pages(State(db): State<Db>, request: Request, next: Next) -> Respon
         }
     };
     let Some(user) = user else {
-        let target = format!("/login?next={}", urlencode(&path));
+        // Back to the same page, filters included, after sign-in. The sign-in page decodes
+        // `next` once and follows it only if it is a path of this site (`safe_next`).
+        let asked = request
+            .uri()
+            .path_and_query()
+            .map_or(path.as_str(), |p| p.as_str());
+        let target = format!("/login?next={}", urlencode(asked));
         return Redirect::to(&target).into_response();
     };
     let forbidden = !required.iter().all(|p| user.role.can(*p));
@@ -50,6 +56,9 @@ pub async fn pages(State(db): State<Db>, request: Request, next: Next) -> Respon
     response
 }
 
+/// Percent-encodes every byte but letters, digits, `/-_.`: a `?`, `&`, `#`, `%`, `\`, space or
+/// control character in the path cannot end `next` early or survive decoding as anything but
+/// itself.
 fn urlencode(path: &str) -> String {
     path.bytes()
         .map(|b| match b {

@@ -381,6 +381,29 @@ async fn every_page_checks_the_role(backend: Backend) {
 }
 on_both!(every_page_checks_the_role);
 
+async fn a_page_asked_for_without_a_session_comes_back_after_sign_in(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let anonymous = app.client();
+
+    // Act
+    let filtered = anonymous.get("/audit?action=user.role&actor=ops%40x").await;
+    let odd = anonymous.get("/templates/a%5Cb%09c").await;
+
+    // Assert: the page and its filters come back, encoded so that nothing in them can end
+    // `next` early or decode into anything but the path asked for.
+    assert_eq!(filtered.status, 303);
+    assert_eq!(
+        filtered.location.as_deref(),
+        Some("/login?next=/audit%3Faction%3Duser.role%26actor%3Dops%2540x")
+    );
+    assert_eq!(
+        odd.location.as_deref(),
+        Some("/login?next=/templates/a%255Cb%2509c")
+    );
+}
+on_both!(a_page_asked_for_without_a_session_comes_back_after_sign_in);
+
 async fn saving_a_template_validates_on_the_server_and_is_audited(backend: Backend) {
     let app = spawn_app(backend).await;
     let dispatcher = app.signed_in(Role::Dispatcher).await;

@@ -6,10 +6,24 @@ use leptos_router::hooks::use_query_map;
 
 use crate::auth::Login;
 
-/// Only paths of this console are followed after sign-in (no open redirect).
+/// Only paths of this console are followed after sign-in (no open redirect); anything else
+/// goes to the overview. See [`is_console_path`].
 fn safe_next(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//"))
+    next.filter(|n| is_console_path(n))
         .unwrap_or_else(|| "/".to_owned())
+}
+
+/// Whether the browser reads `next` as a path on this site. It must start with one `/` followed
+/// by anything but another `/` or a `\` (browsers read `//host` and `/\host` as another site),
+/// and contain no `\`, whitespace or control character at all: browsers turn `\` into `/` and
+/// silently drop tabs and newlines, so `/\t/evil.example` would become `//evil.example`.
+fn is_console_path(next: &str) -> bool {
+    let mut chars = next.chars();
+    chars.next() == Some('/')
+        && chars.next().is_none_or(|c| c != '/' && c != '\\')
+        && !next
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
 }
 
 #[component]
@@ -52,11 +66,47 @@ pub fn LoginPage() -> impl IntoView {
 
 #[cfg(test)]
 mod tests {
+    use super::safe_next;
+
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
-        assert_eq!(super::safe_next(Some("/templates".into())), "/templates");
-        assert_eq!(super::safe_next(Some("//evil.example".into())), "/");
-        assert_eq!(super::safe_next(Some("https://evil.example".into())), "/");
-        assert_eq!(super::safe_next(None), "/");
+        assert_eq!(safe_next(Some("/templates".into())), "/templates");
+        assert_eq!(safe_next(Some("/".into())), "/");
+        assert_eq!(
+            safe_next(Some("/audit?action=user.role&actor=ops%40x.com".into())),
+            "/audit?action=user.role&actor=ops%40x.com"
+        );
+        assert_eq!(safe_next(Some("//evil.example".into())), "/");
+        assert_eq!(safe_next(Some("https://evil.example".into())), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn paths_a_browser_would_read_as_another_site_go_to_the_overview() {
+        // Arrange: each as the page reads it from the query, already percent-decoded.
+        let tricks = [
+            "/\\evil.example",
+            "\\/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/ /evil.example",
+            "/\u{0}/evil.example",
+            "/\u{7f}/evil.example",
+            "/\u{a0}/evil.example",
+            "/\u{2028}/evil.example",
+            "/templates\\..\\\\evil.example",
+            "///evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+            " /templates",
+        ];
+        for trick in tricks {
+            // Act
+            let next = safe_next(Some(trick.to_owned()));
+            // Assert
+            assert_eq!(next, "/", "{trick:?} must not be followed");
+        }
     }
 }
