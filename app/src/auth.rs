@@ -30,6 +30,24 @@ mod server {
     const USER_ID: &str = "user_id";
     const EPOCH: &str = "epoch";
 
+    /// Where a request came from, as the server worked it out (the peer, or the last
+    /// `X-Forwarded-For` entry when smsdesk runs behind a proxy); in every console request's
+    /// extensions. Sign-in throttling counts failures by it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ClientAddress(pub std::net::IpAddr);
+
+    fn client_address() -> Result<std::net::IpAddr, AppError> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ClientAddress>().copied())
+            .map(|ClientAddress(address)| address)
+            .ok_or_else(|| {
+                tracing::error!(
+                    "the request has no client address: is the server's layer missing?"
+                );
+                AppError::Internal.respond()
+            })
+    }
+
     pub fn state() -> Result<AppState, AppError> {
         use_context::<AppState>().ok_or_else(|| {
             if use_context::<http::request::Parts>().is_some() {
@@ -113,13 +131,62 @@ mod server {
             .map_err(|e| AppError::internal("starting a session", &e))
     }
 
+    /// Checks an e-mail and password the one way sign-in does: the client address's throttle
+    /// first, then the capped password check and the account's run of failures (see
+    /// `backend::users`). A refusal is [`AppError::SignIn`], worded alike for every reason a
+    /// guesser could learn something from.
+    pub async fn check_credentials(
+        state: &AppState,
+        email: &str,
+        password: String,
+        now: i64,
+    ) -> Result<backend::users::User, AppError> {
+        use backend::users::AuthError;
+        use backend::users::throttle::Outcome;
+        let address = client_address()?;
+        let ticket = state
+            .sign_in_throttle
+            .begin(address, email, now)
+            .map_err(|throttled| {
+                tracing::warn!(%address, "sign-in refused: too many failures from this address");
+                AppError::Throttled(throttled.to_string()).respond()
+            })?;
+        let result = backend::users::authenticate(
+            &state.db,
+            &state.password_checks,
+            email,
+            secrecy::SecretString::from(password),
+            now,
+            ticket.charge,
+        )
+        .await;
+        let outcome = match &result {
+            Ok(_) | Err(AuthError::Disabled) => Outcome::RightPassword,
+            Err(AuthError::InvalidCredentials | AuthError::Locked { .. }) => Outcome::Failed,
+            Err(AuthError::Busy | AuthError::Db(_)) => Outcome::NotChecked,
+        };
+        state.sign_in_throttle.settle(ticket, outcome);
+        result.map_err(|e| match e {
+            AuthError::Db(e) => AppError::internal("checking a password", &e),
+            AuthError::Busy => {
+                tracing::warn!("sign-in refused: too many password checks at once");
+                AppError::Busy.respond()
+            }
+            refused => {
+                // The log says which; the answer does not.
+                tracing::info!(%address, reason = ?refused, "sign-in refused");
+                AppError::SignIn(refused.to_string()).respond()
+            }
+        })
+    }
+
     pub fn actor(user: &SessionUser) -> backend::audit::Actor {
         backend::audit::Actor::user(user.id, &user.email)
     }
 }
 
 #[cfg(feature = "ssr")]
-pub use server::{actor, current_user, require, state, user_of_session};
+pub use server::{ClientAddress, actor, current_user, require, state, user_of_session};
 
 /// Who is signed in (`None` when nobody is).
 #[server(endpoint = "whoami")]
@@ -130,22 +197,9 @@ pub async fn whoami() -> Result<Option<SessionUser>, AppError> {
 /// Signs in with an e-mail and password.
 #[server(endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<SessionUser, AppError> {
-    use backend::users::AuthError;
     let state = state()?;
-    let user = backend::users::authenticate(
-        &state.db,
-        &email,
-        secrecy::SecretString::from(password),
-        backend::db::now_micros(),
-    )
-    .await
-    .map_err(|e| match e {
-        AuthError::Db(e) => AppError::internal("signing in", &e),
-        refused => {
-            tracing::info!(reason = %refused, "sign-in refused");
-            AppError::SignIn(refused.to_string()).respond()
-        }
-    })?;
+    let user =
+        server::check_credentials(&state, &email, password, backend::db::now_micros()).await?;
     server::start_session(&user).await?;
     tracing::info!(user_id = user.id, "signed in");
     Ok(SessionUser {

@@ -14,9 +14,16 @@ pub enum AppError {
     /// Signed in, but the role does not allow it.
     #[error("your role ({role}) may not {action}")]
     Forbidden { role: String, action: String },
-    /// Sign-in refused (wrong credentials, locked, disabled): the message says which and what to do.
+    /// Sign-in refused: the message says what to do, and says it alike for a wrong password, an
+    /// unknown e-mail and a locked account.
     #[error("{0}")]
     SignIn(String),
+    /// Too many failed sign-ins from the caller's network: the message says when to try again.
+    #[error("{0}")]
+    Throttled(String),
+    /// Too many password checks at once; nothing was checked.
+    #[error("smsdesk is busy checking other sign-ins: try again in a few seconds")]
+    Busy,
     /// Input that cannot be accepted; `field` names the form field when there is one.
     #[error("{message}")]
     Invalid {
@@ -66,6 +73,8 @@ impl AppError {
             AppError::Invalid { .. } | AppError::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal | AppError::Transport(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

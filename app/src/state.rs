@@ -10,6 +10,10 @@ use backend::db::Db;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// Caps the password checks running at once (sign-in, own password change).
+    pub password_checks: backend::users::PasswordChecks,
+    /// Failed sign-ins by client address (this instance's).
+    pub sign_in_throttle: std::sync::Arc<backend::users::throttle::SignInThrottle>,
     /// Encrypts phone numbers at rest.
     pub key: DataKey,
     /// Whether smsdesk sends through its simulator (shown in the console).

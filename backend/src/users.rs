@@ -1,6 +1,30 @@
 //! People who sign in: accounts, argon2id passwords, lockout after repeated failures, and the
 //! admin's changes (each one audited).
+//!
+//! # Sign-in protection
+//!
+//! Password guessing is slowed in three places, each aimed at its own attacker:
+//! * **Per address** ([`throttle::SignInThrottle`], in memory): an address (an IPv6 /64) may fail
+//!   [`throttle::ADDRESS_FAILURES`] sign-ins in any [`throttle::ADDRESS_WINDOW`], whatever the
+//!   e-mails; past that it is refused before any password is checked. This is what stops an
+//!   attacker at one address.
+//! * **Per account** ([`authenticate`], in the database, shared by every instance): a run of
+//!   failures slows the account, then locks it ([`SLOW_AFTER_FAILURES`], [`LOCK_AFTER_FAILURES`],
+//!   [`LOCK_FOR`]). This answers guessing spread over many addresses. But an address adds at
+//!   most one failure to an account's run per address window ([`Charge`]), and a run is forgotten
+//!   after [`FAILURES_FORGOTTEN_AFTER`] without a failure, which is shorter than that window: so
+//!   an attacker at one address can neither slow nor lock an account for the people who use it.
+//!   It takes three addresses taking turns (one turn per address per instance of smsdesk).
+//! * **Per machine** ([`PasswordChecks`]): only a few argon2 checks (19 MiB each) run at once,
+//!   with a short queue; beyond it a sign-in is answered "busy" at once instead of piling up.
+//!
+//! A slowed or locked account answers exactly like a wrong password ([`AuthError`]), and checks a
+//! password just as long, as does an unknown e-mail: answers do not tell which e-mails exist or
+//! which accounts are locked.
 
+pub mod throttle;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -21,6 +45,11 @@ pub const LOCK_AFTER_FAILURES: i64 = 5;
 pub const LOCK_FOR: Duration = Duration::from_secs(15 * 60);
 /// Failed sign-ins after which each further attempt must wait a little longer.
 pub const SLOW_AFTER_FAILURES: i64 = 2;
+/// A run of failures on an account is forgotten once this long has passed without a new one
+/// (after the account takes attempts again): a typo last week does not bring today's lock
+/// closer, and an address that may add one failure per [`throttle::ADDRESS_WINDOW`] never adds
+/// to the same run twice.
+pub const FAILURES_FORGOTTEN_AFTER: Duration = LOCK_FOR;
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
@@ -34,7 +63,9 @@ pub struct User {
     pub email: String,
     pub role: Role,
     pub disabled: bool,
-    /// When the account stays locked until (microseconds, UTC), if it is locked.
+    /// Until when the account takes no sign-in attempt (microseconds, UTC): it is slowed or
+    /// locked while this is in the future. After a failure that imposes no wait it is that
+    /// failure's time, which is how an old run of failures is forgotten.
     pub locked_until: Option<i64>,
     pub session_epoch: i64,
     pub created_at: i64,
@@ -65,21 +96,109 @@ impl From<sqlx::Error> for UserError {
     }
 }
 
-/// Why a sign-in failed. The message never says whether the e-mail exists.
+/// What a refused sign-in says, whether the e-mail is unknown, the password wrong, or the account
+/// slowed or locked: one message, so that nobody learns which e-mails exist or are locked. It
+/// still tells a person who mistyped what to do.
+pub const REFUSED: &str = "wrong e-mail or password (after repeated failures an account also \
+     pauses for up to 15 minutes): check both and try again, or ask an admin to reset your password";
+
+/// Why a sign-in failed. Only a disabled account (which takes the right password to learn of) or
+/// a busy server answer differently from a wrong password.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("wrong e-mail or password")]
+    /// Unknown e-mail or wrong password.
+    #[error("{}", REFUSED)]
     InvalidCredentials,
-    #[error(
-        "too many failed sign-ins: this account is locked for {minutes} more minute(s); try again later or ask an admin"
-    )]
-    Locked { minutes: i64 },
-    #[error("too many failed sign-ins: wait {seconds} second(s) before trying again")]
-    TooFast { seconds: i64 },
+    /// The account takes no attempt before `until` (slowed or locked). Said like a wrong password.
+    #[error("{}", REFUSED)]
+    Locked { until: i64 },
     #[error("this account is disabled: ask an admin")]
     Disabled,
+    /// Too many password checks are running and waiting already (see [`PasswordChecks`]).
+    #[error("smsdesk is checking many sign-ins at once: try again in a few seconds")]
+    Busy,
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+/// Whether a failed sign-in adds to the account's run of failures (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// It counts toward the account's delay and lock.
+    Account,
+    /// It counts only against the address it came from, which has added a failure to this
+    /// account's run recently.
+    AddressOnly,
+}
+
+/// Caps the argon2 checks running at once. Each takes 19 MiB and a core for tens of milliseconds,
+/// and every one would otherwise get a thread of its own in the blocking pool: a burst of
+/// sign-ins could exhaust memory and starve everything else. At most `at_once` checks run and
+/// `queue` more wait their turn; any beyond that is refused at once ([`AuthError::Busy`]), so a
+/// flood is answered quickly instead of piling up. Clones share the same cap.
+#[derive(Debug, Clone)]
+pub struct PasswordChecks {
+    running: Arc<tokio::sync::Semaphore>,
+    /// One permit per check running or waiting: `at_once + queue`.
+    admitted: Arc<tokio::sync::Semaphore>,
+}
+
+impl PasswordChecks {
+    /// At most `at_once` checks (at least one) at a time, `queue` more waiting.
+    pub fn new(at_once: usize, queue: usize) -> PasswordChecks {
+        let at_once = at_once.max(1);
+        PasswordChecks {
+            running: Arc::new(tokio::sync::Semaphore::new(at_once)),
+            admitted: Arc::new(tokio::sync::Semaphore::new(at_once + queue)),
+        }
+    }
+
+    /// One check per core, at most 4 (76 MiB), and a queue of 4 per running check: a check takes
+    /// about 50 ms, so the last in the queue waits some 200 ms.
+    pub fn for_this_machine() -> PasswordChecks {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let at_once = cores.clamp(1, 4);
+        PasswordChecks::new(at_once, 4 * at_once)
+    }
+
+    /// Checks `password` against `hash` (or against a dummy hash when `None`, so that an unknown
+    /// e-mail takes as long as a wrong password) once a slot is free, off the async executor.
+    async fn verify(
+        &self,
+        password: SecretString,
+        hash: Option<String>,
+    ) -> Result<bool, AuthError> {
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AuthError::Busy)?;
+        let running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AuthError::Busy)?;
+        // The permits move into the check: they are held until it ends, even when the request
+        // that asked for it has gone.
+        Ok(tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, running);
+            verify_password(&password, hash)
+        })
+        .await
+        .unwrap_or(false))
+    }
+
+    /// Takes every slot, running and waiting, until the guard is dropped: tests use it to see
+    /// what a saturated server answers.
+    #[cfg(feature = "testing")]
+    pub fn occupy_all(&self) -> tokio::sync::OwnedSemaphorePermit {
+        let all = self.admitted.available_permits() as u32;
+        self.admitted
+            .clone()
+            .try_acquire_many_owned(all)
+            .expect("nothing else is checking while a test occupies the checks")
+    }
 }
 
 impl From<sqlx::Error> for AuthError {
@@ -123,35 +242,31 @@ pub async fn hash_password(password: SecretString) -> Result<String, UserError> 
     .map_err(|_| UserError::Hash)?
 }
 
-/// Checks a password against a stored hash, off the async executor. `None` checks against a
-/// dummy hash, so that an unknown e-mail takes as long as a wrong password.
-async fn verify_password(password: SecretString, hash: Option<String>) -> bool {
+/// Checks a password against a stored hash (blocking: run it through [`PasswordChecks`]).
+/// `None` checks against a dummy hash and answers `false`, taking as long as a real check.
+fn verify_password(password: &SecretString, hash: Option<String>) -> bool {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    tokio::task::spawn_blocking(move || {
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| {
-            DUMMY
-                .get_or_init(|| {
-                    Argon2::default()
-                        .hash_password(
-                            b"not a password anyone has",
-                            &SaltString::encode_b64(&[7; 16]).expect("valid salt"),
-                        )
-                        .expect("hashing a constant")
-                        .to_string()
-                })
-                .clone()
-        });
-        let Ok(parsed) = PasswordHash::new(&hash) else {
-            return false;
-        };
-        Argon2::default()
-            .verify_password(password.expose_secret().as_bytes(), &parsed)
-            .is_ok()
-            && known
-    })
-    .await
-    .unwrap_or(false)
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| {
+        DUMMY
+            .get_or_init(|| {
+                Argon2::default()
+                    .hash_password(
+                        b"not a password anyone has",
+                        &SaltString::encode_b64(&[7; 16]).expect("valid salt"),
+                    )
+                    .expect("hashing a constant")
+                    .to_string()
+            })
+            .clone()
+    });
+    let Ok(parsed) = PasswordHash::new(&hash) else {
+        return false;
+    };
+    Argon2::default()
+        .verify_password(password.expose_secret().as_bytes(), &parsed)
+        .is_ok()
+        && known
 }
 
 /// A `users` row as stored; [`User`] once its role is parsed.
@@ -191,7 +306,6 @@ struct CredentialsRow {
     #[sqlx(flatten)]
     user: UserRow,
     password_hash: String,
-    failed_logins: i64,
 }
 
 const USER_COLUMNS: &str = "id, email, role, disabled, locked_until, session_epoch, created_at";
@@ -276,10 +390,11 @@ pub async fn count(db: &Db) -> Result<i64, UserError> {
 }
 
 /// Checks an e-mail and password at time `now` (microseconds, UTC; the server passes the clock,
-/// tests pass any time). After [`SLOW_AFTER_FAILURES`] failures in a row each further attempt
-/// must wait (1 s, then 2 s, ...) before it is even checked; [`LOCK_AFTER_FAILURES`] lock the
-/// account for [`LOCK_FOR`], and the count starts again once the lock is over. A success clears
-/// the count.
+/// tests pass any time), through `checks`. After [`SLOW_AFTER_FAILURES`] failures in a run each
+/// further attempt must wait (1 s, then 2 s, ...) before it is even checked;
+/// [`LOCK_AFTER_FAILURES`] lock the account for [`LOCK_FOR`], and the run starts again once the
+/// lock is over. A success ends the run. `charge` says whether a failure adds to the run (see the
+/// module docs: the caller decides by the address it came from).
 ///
 /// Attempts that arrive together are all checked (each passed the lock check before any had
 /// failed), so each failure is counted by one atomic `UPDATE` ([`record_failure`]), never by
@@ -287,29 +402,36 @@ pub async fn count(db: &Db) -> Result<i64, UserError> {
 /// account just as forty in a row would.
 pub async fn authenticate(
     db: &Db,
+    checks: &PasswordChecks,
     email: &str,
     password: SecretString,
     now: i64,
+    charge: Charge,
 ) -> Result<User, AuthError> {
     let email = email.trim().to_lowercase();
     let row = on_db!(db, |pool| {
         sqlx::query_as::<_, CredentialsRow>(&format!(
-            "SELECT {USER_COLUMNS}, password_hash, failed_logins FROM users WHERE email = $1"
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1"
         ))
         .bind(&email)
         .fetch_optional(pool)
         .await?
-        .map(|r| Ok::<_, sqlx::Error>((User::try_from(r.user)?, r.password_hash, r.failed_logins)))
+        .map(|r| Ok::<_, sqlx::Error>((User::try_from(r.user)?, r.password_hash)))
         .transpose()?
     });
-    let Some((user, hash, failures)) = row else {
-        verify_password(password, None).await;
+    let Some((user, hash)) = row else {
+        checks.verify(password, None).await?;
         return Err(AuthError::InvalidCredentials);
     };
     if let Some(until) = user.locked_until.filter(|&until| until > now) {
-        return Err(refusal(failures, until - now));
+        // As long as a wrong password takes, so that the time to answer does not tell either.
+        checks.verify(password, None).await?;
+        return Err(AuthError::Locked { until });
     }
-    if !verify_password(password, Some(hash)).await {
+    if !checks.verify(password, Some(hash)).await? {
+        if charge == Charge::AddressOnly {
+            return Err(AuthError::InvalidCredentials);
+        }
         let (failures, locked_until) = record_failure(db, user.id, now).await?;
         return match locked_until.filter(|&until| until > now) {
             Some(until) if failures >= LOCK_AFTER_FAILURES => {
@@ -319,7 +441,7 @@ pub async fn authenticate(
                         "account locked after repeated failed sign-ins"
                     );
                 }
-                Err(refusal(failures, until - now))
+                Err(AuthError::Locked { until })
             }
             _ => Err(AuthError::InvalidCredentials),
         };
@@ -340,37 +462,27 @@ pub async fn authenticate(
     })
 }
 
-/// Why an attempt on an account that takes no attempt for another `wait` µs is refused.
-fn refusal(failures: i64, wait: i64) -> AuthError {
-    if failures >= LOCK_AFTER_FAILURES {
-        AuthError::Locked {
-            minutes: (wait + 59_999_999) / 60_000_000,
-        }
-    } else {
-        AuthError::TooFast {
-            seconds: (wait + 999_999) / 1_000_000,
-        }
-    }
-}
-
-/// Counts one failed sign-in at `now` in a single statement and returns the new count and
-/// until when the account now waits or is locked. Both databases evaluate every `SET`
-/// expression against the row as it was before this statement, and the row is locked while it
-/// runs, so concurrent failures each add one.
+/// Counts one failed sign-in at `now` in a single statement and returns the new count and until
+/// when the account now takes no attempt. Both databases evaluate every `SET` expression against
+/// the row as it was before this statement, and the row is locked while it runs, so concurrent
+/// failures each add one.
 async fn record_failure(db: &Db, id: UserId, now: i64) -> Result<(i64, Option<i64>), AuthError> {
-    // The count after this failure: it starts again when a lock is over.
-    let next = "(CASE WHEN failed_logins >= $3 AND locked_until <= $2 THEN 1 \
+    // The count after this failure. A new run starts when there is none (never failed, or a
+    // success ended it), when the last one went quiet long enough ago, or when its lock is over.
+    let next = "(CASE WHEN locked_until IS NULL OR locked_until <= $2 - $6 \
+                   OR (failed_logins >= $3 AND locked_until <= $2) THEN 1 \
                  ELSE failed_logins + 1 END)";
     let sql = format!(
         "UPDATE users SET failed_logins = {next},
              locked_until = CASE
-                 -- Locked: a failure that finishes after a later one never shortens the lock.
+                 -- Locked: a failure checked earlier but recorded later never shortens the lock.
                  WHEN {next} >= $3 THEN
                      CASE WHEN locked_until > $2 + $4 THEN locked_until ELSE $2 + $4 END
                  -- Slowed: 1 s, then 2 s, 4 s... (see SLOW_AFTER_FAILURES).
                  WHEN {next} > $5 THEN
                      $2 + 1000000 * (1 << CAST({next} - $5 - 1 AS INTEGER))
-                 ELSE NULL
+                 -- No wait: when the run was last added to, so that it can be forgotten.
+                 ELSE $2
              END
          WHERE id = $1
          RETURNING failed_logins, locked_until"
@@ -382,6 +494,7 @@ async fn record_failure(db: &Db, id: UserId, now: i64) -> Result<(i64, Option<i6
             .bind(LOCK_AFTER_FAILURES)
             .bind(LOCK_FOR.as_micros() as i64)
             .bind(SLOW_AFTER_FAILURES)
+            .bind(FAILURES_FORGOTTEN_AFTER.as_micros() as i64)
             .fetch_one(pool)
             .await?;
         (
@@ -532,6 +645,34 @@ mod tests {
         ] {
             assert!(normalize_email(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn the_refusal_names_the_real_lock_duration() {
+        let minutes = LOCK_FOR.as_secs() / 60;
+        assert!(
+            REFUSED.contains(&format!("up to {minutes} minutes")),
+            "{REFUSED}"
+        );
+        assert_eq!(
+            AuthError::Locked { until: 0 }.to_string(),
+            AuthError::InvalidCredentials.to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_of_password_checks_answers_busy_at_once() {
+        // Arrange: one check may run and one wait; both slots are taken.
+        let checks = PasswordChecks::new(1, 1);
+        let _taken = checks.admitted.clone().try_acquire_many_owned(2).unwrap();
+
+        // Act
+        let answer = checks
+            .verify(SecretString::from("a long enough password"), None)
+            .await;
+
+        // Assert
+        assert!(matches!(answer, Err(AuthError::Busy)), "{answer:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 use backend::audit::{self, Actor, Filter};
 use backend::db::{Db, now_micros};
 use backend::templates::{self, TemplateStoreError};
-use backend::users::{self, AuthError, UserError};
+use backend::users::{self, AuthError, Charge, PasswordChecks, UserError};
 use domain::access::Role;
 use domain::template::TemplateKey;
 use secrecy::SecretString;
@@ -16,6 +16,16 @@ const PASSWORD: &str = "correct horse battery";
 fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
 }
+
+/// Signs in at `now` with each failure counted toward the account, as the first failure from an
+/// address is (room for forty checks in the queue).
+async fn sign_in(db: &Db, email: &str, password: &str, now: i64) -> Result<users::User, AuthError> {
+    let checks = PasswordChecks::new(4, 64);
+    users::authenticate(db, &checks, email, secret(password), now, Charge::Account).await
+}
+
+const SECOND: i64 = 1_000_000;
+const MINUTE: i64 = 60 * SECOND;
 
 async fn admin(db: &Db) -> users::User {
     users::create(
@@ -32,15 +42,14 @@ async fn admin(db: &Db) -> users::User {
 async fn the_right_password_signs_in_and_a_wrong_one_does_not(db: Db) {
     let created = admin(&db).await;
     let now = now_micros();
-    let user = users::authenticate(&db, " Admin@SafeShipper.com ", secret(PASSWORD), now)
+    let user = sign_in(&db, " Admin@SafeShipper.com ", PASSWORD, now)
         .await
         .expect("signs in");
     assert_eq!(user.id, created.id);
     assert_eq!(user.role, Role::Admin);
-    let wrong =
-        users::authenticate(&db, "admin@safeshipper.com", secret("wrong password!"), now).await;
+    let wrong = sign_in(&db, "admin@safeshipper.com", "wrong password!", now).await;
     assert!(matches!(wrong, Err(AuthError::InvalidCredentials)));
-    let unknown = users::authenticate(&db, "nobody@safeshipper.com", secret(PASSWORD), now).await;
+    let unknown = sign_in(&db, "nobody@safeshipper.com", PASSWORD, now).await;
     assert!(matches!(unknown, Err(AuthError::InvalidCredentials)));
 }
 on_both!(the_right_password_signs_in_and_a_wrong_one_does_not);
@@ -49,28 +58,34 @@ async fn repeated_failures_slow_down_then_lock_the_account(db: Db) {
     admin(&db).await;
     let email = "admin@safeshipper.com";
     let mut now = now_micros();
-    let second = 1_000_000;
     for _ in 0..3 {
-        let r = users::authenticate(&db, email, secret("wrong password!"), now).await;
+        let r = sign_in(&db, email, "wrong password!", now).await;
         assert!(matches!(r, Err(AuthError::InvalidCredentials)));
     }
     // Third failure: the next attempt must wait a second, even with the right password.
-    let r = users::authenticate(&db, email, secret(PASSWORD), now).await;
-    assert!(matches!(r, Err(AuthError::TooFast { seconds: 1 })), "{r:?}");
-    now += second;
-    let r = users::authenticate(&db, email, secret("wrong password!"), now).await;
+    let r = sign_in(&db, email, PASSWORD, now).await;
+    assert!(
+        matches!(r, Err(AuthError::Locked { until }) if until == now + SECOND),
+        "{r:?}"
+    );
+    now += SECOND;
+    let r = sign_in(&db, email, "wrong password!", now).await;
     assert!(matches!(r, Err(AuthError::InvalidCredentials)));
-    now += 2 * second;
-    let r = users::authenticate(&db, email, secret("wrong password!"), now).await;
-    assert!(matches!(r, Err(AuthError::Locked { minutes: 15 })), "{r:?}");
-    let message = users::authenticate(&db, email, secret(PASSWORD), now + 60 * second)
+    now += 2 * SECOND;
+    let r = sign_in(&db, email, "wrong password!", now).await;
+    let lock_ends = now + users::LOCK_FOR.as_micros() as i64;
+    assert!(
+        matches!(r, Err(AuthError::Locked { until }) if until == lock_ends),
+        "{r:?}"
+    );
+    let still = sign_in(&db, email, PASSWORD, now + MINUTE)
         .await
-        .unwrap_err()
-        .to_string();
-    assert!(message.contains("locked for 14 more minute"), "{message}");
+        .unwrap_err();
+    assert!(matches!(still, AuthError::Locked { .. }), "{still:?}");
+    // Said exactly like a wrong password, so that nobody learns the account exists or is locked.
+    assert_eq!(still.to_string(), AuthError::InvalidCredentials.to_string());
     // After the lock, the right password works again.
-    let later = now + users::LOCK_FOR.as_micros() as i64;
-    users::authenticate(&db, email, secret(PASSWORD), later)
+    sign_in(&db, email, PASSWORD, lock_ends)
         .await
         .expect("signs in after the lock");
 }
@@ -82,8 +97,7 @@ async fn forty_wrong_passwords_at_once_count_forty_and_lock_the_account(db: Db) 
     let now = now_micros();
 
     // Act: forty attempts in flight together, each read the account before any had failed.
-    let attempts = (0..40)
-        .map(|_| users::authenticate(&db, "admin@safeshipper.com", secret("wrong password!"), now));
+    let attempts = (0..40).map(|_| sign_in(&db, "admin@safeshipper.com", "wrong password!", now));
     let results = futures::future::join_all(attempts).await;
 
     // Assert
@@ -95,13 +109,64 @@ async fn forty_wrong_passwords_at_once_count_forty_and_lock_the_account(db: Db) 
         .unwrap()
         .locked_until;
     assert_eq!(locked_until, Some(now + users::LOCK_FOR.as_micros() as i64));
-    let right = users::authenticate(&db, "admin@safeshipper.com", secret(PASSWORD), now).await;
+    let right = sign_in(&db, "admin@safeshipper.com", PASSWORD, now).await;
     assert!(
         matches!(right, Err(AuthError::Locked { .. })),
         "the right password does not open a locked account: {right:?}"
     );
 }
 on_both!(forty_wrong_passwords_at_once_count_forty_and_lock_the_account);
+
+async fn failures_charged_to_the_address_only_never_slow_or_lock_the_account(db: Db) {
+    // Arrange
+    let boss = admin(&db).await;
+    let checks = PasswordChecks::new(1, 64);
+    let now = now_micros();
+
+    // Act: an address that already added its failure to this account keeps guessing.
+    for n in 0..20 {
+        let r = users::authenticate(
+            &db,
+            &checks,
+            &boss.email,
+            secret("wrong password!"),
+            now + n * SECOND,
+            Charge::AddressOnly,
+        )
+        .await;
+        assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{r:?}");
+    }
+
+    // Assert
+    assert_eq!(failed_logins(&db, boss.id).await, 0);
+    sign_in(&db, &boss.email, PASSWORD, now + 20 * SECOND)
+        .await
+        .expect("the account takes the right password at once");
+}
+on_both!(failures_charged_to_the_address_only_never_slow_or_lock_the_account);
+
+async fn a_run_of_failures_that_went_quiet_is_forgotten(db: Db) {
+    // Arrange: four failures; the last, at `t`, imposed a 2 s wait.
+    let boss = admin(&db).await;
+    let t = now_micros();
+    for at in [t - SECOND, t - SECOND, t - SECOND, t] {
+        assert!(
+            sign_in(&db, &boss.email, "wrong password!", at)
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(failed_logins(&db, boss.id).await, 4);
+    let quiet = users::FAILURES_FORGOTTEN_AFTER.as_micros() as i64;
+
+    // Act: the next failure comes once the account has taken attempts that long again.
+    let r = sign_in(&db, &boss.email, "wrong password!", t + 2 * SECOND + quiet).await;
+
+    // Assert: a new run, not the fifth failure (and lock) of the old one.
+    assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{r:?}");
+    assert_eq!(failed_logins(&db, boss.id).await, 1);
+}
+on_both!(a_run_of_failures_that_went_quiet_is_forgotten);
 
 /// The stored count of failed sign-ins in a row (not part of [`users::User`]).
 async fn failed_logins(db: &Db, id: users::UserId) -> i64 {
@@ -130,13 +195,7 @@ async fn disabled_users_cannot_sign_in_and_their_sessions_end(db: Db) {
         .expect("disabled");
     assert!(disabled.disabled);
     assert!(disabled.session_epoch > dispatcher.session_epoch);
-    let r = users::authenticate(
-        &db,
-        "dispatch@safeshipper.com",
-        secret(PASSWORD),
-        now_micros(),
-    )
-    .await;
+    let r = sign_in(&db, "dispatch@safeshipper.com", PASSWORD, now_micros()).await;
     assert!(matches!(r, Err(AuthError::Disabled)));
     // An admin cannot lock themselves out.
     let own = users::set_disabled(&db, &actor, boss.id, true).await;
@@ -151,12 +210,8 @@ async fn a_new_password_replaces_the_old_and_ends_other_sessions(db: Db) {
         .expect("changed");
     assert!(changed.session_epoch > boss.session_epoch);
     let now = now_micros();
-    assert!(
-        users::authenticate(&db, &boss.email, secret(PASSWORD), now)
-            .await
-            .is_err()
-    );
-    users::authenticate(&db, &boss.email, secret("a brand new password"), now)
+    assert!(sign_in(&db, &boss.email, PASSWORD, now).await.is_err());
+    sign_in(&db, &boss.email, "a brand new password", now)
         .await
         .expect("the new password works");
     let short = users::set_password(&db, &Actor::cli(), boss.id, secret("short")).await;

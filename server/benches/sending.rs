@@ -55,6 +55,7 @@ async fn intake() {
         database_url: database.url(),
         listen: "127.0.0.1:0".parse().expect("address"),
         public_url: None,
+        behind_proxy: false,
         data_key: SecretBox::new(Box::new([7u8; 32])),
         session_secret: SecretBox::new(Box::new([9u8; 64])),
         admin_email: "admin@bench.test".into(),

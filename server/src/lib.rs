@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client_address;
 pub mod csrf;
 pub mod guard;
 pub mod sending;

@@ -22,6 +22,12 @@ pub struct ServeArgs {
     /// Default: `http://` + the listen address.
     #[arg(long, env = "SMSDESK_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Whether smsdesk is reached only through a reverse proxy that appends the client's address
+    /// to `X-Forwarded-For` (nginx `proxy_add_x_forwarded_for`, Caddy, most load balancers).
+    /// Sign-in throttling then counts failures by that address instead of the proxy's. Leave it
+    /// `false` when clients connect directly: they could write any address in the header.
+    #[arg(long, env = "SMSDESK_BEHIND_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub behind_proxy: bool,
     /// Key that encrypts phone numbers at rest: 32 random bytes, base64 (`openssl rand -base64 32`).
     #[arg(long, env = "SMSDESK_DATA_KEY", hide_env_values = true)]
     pub data_key: Option<String>,
@@ -112,6 +118,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Without a trailing slash.
     pub public_url: Option<String>,
+    /// Whether the client's address is the last `X-Forwarded-For` entry (a proxy in front).
+    pub behind_proxy: bool,
     pub data_key: SecretBox<[u8; 32]>,
     pub session_secret: SecretBox<[u8; 64]>,
     pub admin_email: String,
@@ -321,6 +329,7 @@ impl ServeArgs {
             database_url: self.database_url,
             listen,
             public_url,
+            behind_proxy: self.behind_proxy,
             data_key,
             session_secret,
             admin_email: self.admin_email,

@@ -20,7 +20,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::sending::{self, Sending};
 use crate::settings::Settings;
-use crate::{api, csrf, guard, twilio_api, web, webhooks};
+use crate::{api, client_address, csrf, guard, twilio_api, web, webhooks};
 
 /// Largest request body accepted (form posts and JSON); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -40,6 +40,8 @@ pub struct Application {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// What sending shares (tests drive the simulator through it).
     pub sending: Sending,
+    /// The cap on password checks at once (tests saturate it).
+    pub password_checks: backend::users::PasswordChecks,
     /// The first admin's e-mail and generated password, to print once.
     pub generated_admin: Option<(String, SecretString)>,
 }
@@ -83,6 +85,7 @@ impl Application {
             ))
             .with_signed(settings.cookie_key());
 
+        let password_checks = backend::users::PasswordChecks::for_this_machine();
         let health = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready))
@@ -91,6 +94,8 @@ impl Application {
         let state = app::state::AppState {
             db: db.clone(),
             key: sending.key.clone(),
+            password_checks: password_checks.clone(),
+            sign_in_throttle: std::sync::Arc::default(),
             simulator: settings.twilio.is_none(),
             default_sender: match &sending.default_sender {
                 backend::twilio::Sender::From(s) | backend::twilio::Sender::MessagingService(s) => {
@@ -114,6 +119,12 @@ impl Application {
                 csrf::protect,
             ))
             .layer(sessions)
+            .layer(axum::middleware::from_fn_with_state(
+                client_address::AddressFrom {
+                    behind_proxy: settings.behind_proxy,
+                },
+                client_address::resolve,
+            ))
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
         // The API and webhooks: no session, no cookie, so no CSRF; their own body limits.
         let machines = Router::new()
@@ -147,6 +158,7 @@ impl Application {
             stop,
             tasks,
             sending,
+            password_checks,
             generated_admin,
         })
     }
@@ -157,11 +169,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the database.
+    /// Each request knows its peer's address (`ConnectInfo`), which sign-in throttling needs.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        let router = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving")?;

@@ -3,8 +3,9 @@
 
 mod common;
 
+use backend::db::now_micros;
 use backend::testing::Backend;
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, spawn_app, spawn_app_with};
 use domain::access::Role;
 use serde_json::json;
 
@@ -53,45 +54,172 @@ async fn a_wrong_password_is_refused_without_saying_whether_the_user_exists(back
 }
 on_both!(a_wrong_password_is_refused_without_saying_whether_the_user_exists);
 
-async fn repeated_failures_slow_down_then_lock_the_account(backend: Backend) {
+async fn a_locked_account_answers_exactly_like_a_wrong_password(backend: Backend) {
+    // Arrange: the admin is locked; a dispatcher is not.
     let app = spawn_app(backend).await;
-    let client = app.client();
-    for _ in 0..3 {
-        assert_eq!(client.login(ADMIN_EMAIL, "guess").await.status, 401);
+    let lock = format!(
+        "UPDATE users SET failed_logins = 5, locked_until = {} WHERE email = '{ADMIN_EMAIL}'",
+        now_micros() + backend::users::LOCK_FOR.as_micros() as i64
+    );
+    assert_eq!(execute(&app.db, &lock).await, 1);
+    app.signed_in(Role::Dispatcher).await;
+
+    // Act
+    let locked = app.client().login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let wrong = app
+        .client()
+        .login("dispatcher@safeshipper.test", "not the password")
+        .await;
+    let unknown = app
+        .client()
+        .login("nobody@safeshipper.test", "not the password")
+        .await;
+
+    // Assert: nothing tells the locked account from a mistyped password or a made-up e-mail.
+    assert_eq!((locked.status, &locked.text), (wrong.status, &wrong.text));
+    assert_eq!(
+        (locked.status, &locked.text),
+        (unknown.status, &unknown.text)
+    );
+    assert_eq!(locked.status, 401);
+    assert!(!locked.text.contains("locked for"), "{}", locked.text);
+}
+on_both!(a_locked_account_answers_exactly_like_a_wrong_password);
+
+async fn an_attacker_at_one_address_cannot_lock_the_admin_out(backend: Backend) {
+    // Arrange
+    let app = spawn_app_with(backend, |s| s.behind_proxy = true).await;
+    let attacker = app.client_at("203.0.113.7");
+
+    // Act: twenty guesses from one address.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(attacker.login(ADMIN_EMAIL, "a guess").await.status);
     }
-    // The third failure recorded a wait; stretch it by a minute so that the next check cannot
-    // race the clock on a slow machine.
-    assert_eq!(execute(&app.db, STRETCH_THE_WAIT).await, 1);
-    let throttled = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    assert_eq!(throttled.status, 401);
-    assert!(
-        throttled.text.contains("wait 6") && throttled.text.contains("second"),
-        "even the right password waits: {}",
+    let throttled = attacker.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin = app
+        .client_at("198.51.100.20")
+        .login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+
+    // Assert: the address meets its own limit; the account never slows or locks for others.
+    let limit = backend::users::throttle::ADDRESS_FAILURES as usize;
+    assert_eq!(statuses[..limit], vec![401; limit]);
+    assert_eq!(statuses[limit..], vec![429; 20 - limit]);
+    assert_eq!(
+        throttled.status, 429,
+        "even the right password: {}",
         throttled.text
     );
-
-    // Arrange the fifth failure without waiting out the throttle: four failures on record.
-    assert_eq!(execute(&app.db, FOUR_FAILURES).await, 1);
-    let locked = client.login(ADMIN_EMAIL, "guess").await;
-    assert_eq!(locked.status, 401);
     assert!(
-        locked.text.contains("locked for 15 more minute"),
+        throttled
+            .text
+            .contains("too many failed sign-ins from your network"),
         "{}",
-        locked.text
+        throttled.text
     );
-    let still = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(admin.status, 200, "{}", admin.text);
+}
+on_both!(an_attacker_at_one_address_cannot_lock_the_admin_out);
+
+async fn failures_from_many_addresses_still_slow_then_lock_the_account(backend: Backend) {
+    // Arrange: three addresses failed once each, a moment ago: the account now waits.
+    let app = spawn_app_with(backend, |s| s.behind_proxy = true).await;
+    for n in 1..=3 {
+        let guess = app
+            .client_at(&format!("192.0.2.{n}"))
+            .login(ADMIN_EMAIL, "guess")
+            .await;
+        assert_eq!(guess.status, 401);
+    }
+    let slowed = app
+        .client_at("192.0.2.9")
+        .login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    // Four failures on record, the wait of the last one over (without waiting it out).
+    assert_eq!(execute(&app.db, FOUR_FAILURES_WAIT_OVER).await, 1);
+
+    // Act: a fifth address fails, then a sixth has the right password.
+    let fifth = app.client_at("192.0.2.5").login(ADMIN_EMAIL, "guess").await;
+    let locked = app
+        .client_at("192.0.2.6")
+        .login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+
+    // Assert: slowed, then locked, and each time said like a wrong password.
+    assert_eq!((slowed.status, &slowed.text), (fifth.status, &fifth.text));
+    assert_eq!((locked.status, &locked.text), (fifth.status, &fifth.text));
+    assert_eq!(locked.status, 401);
+    let ten_minutes = 600_000_000;
     assert!(
-        still.text.contains("locked"),
-        "the right password does not open a locked account: {}",
-        still.text
+        admin_locked_until(&app.db)
+            .await
+            .is_some_and(|until| until > now_micros() + ten_minutes),
+        "locked for minutes, not seconds"
     );
 }
-on_both!(repeated_failures_slow_down_then_lock_the_account);
+on_both!(failures_from_many_addresses_still_slow_then_lock_the_account);
 
-const STRETCH_THE_WAIT: &str = "UPDATE users SET locked_until = locked_until + 60000000 \
-     WHERE email = 'admin@safeshipper.test' AND failed_logins = 3 AND locked_until IS NOT NULL";
-const FOUR_FAILURES: &str = "UPDATE users SET failed_logins = 4, locked_until = NULL \
-     WHERE email = 'admin@safeshipper.test'";
+const FOUR_FAILURES_WAIT_OVER: &str = "UPDATE users SET failed_logins = 4, \
+     locked_until = locked_until - 10000000 WHERE email = 'admin@safeshipper.test'";
+/// The admin's `locked_until`, read straight from the database.
+async fn admin_locked_until(db: &backend::db::Db) -> Option<i64> {
+    let sql = "SELECT locked_until FROM users WHERE email = 'admin@safeshipper.test'";
+    match db {
+        backend::db::Db::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        backend::db::Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    }
+    .expect("reading locked_until")
+}
+
+async fn a_forged_forwarded_for_does_not_escape_the_throttle(backend: Backend) {
+    // Arrange: no proxy in front, so the header is only the client's word.
+    let app = spawn_app(backend).await;
+    let attempt = |n: u32, email: String, password: &'static str| {
+        let http = reqwest::Client::new();
+        let url = app.url("/api/login");
+        async move {
+            http.post(url)
+                .header("sec-fetch-site", "same-origin")
+                .header("x-forwarded-for", format!("10.0.0.{n}"))
+                .form(&[("email", email.as_str()), ("password", password)])
+                .send()
+                .await
+                .expect("POST")
+        }
+    };
+    let limit = backend::users::throttle::ADDRESS_FAILURES;
+    for n in 0..limit {
+        let guess = attempt(n, format!("guess{n}@safeshipper.test"), "guess").await;
+        assert_eq!(guess.status(), 401);
+    }
+
+    // Act
+    let refused = attempt(99, ADMIN_EMAIL.to_owned(), ADMIN_PASSWORD).await;
+
+    // Assert
+    assert_eq!(refused.status(), 429);
+}
+on_both!(a_forged_forwarded_for_does_not_escape_the_throttle);
+
+async fn sign_in_answers_busy_while_every_password_check_slot_is_taken(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let client = app.client();
+    let taken = app.password_checks.occupy_all();
+
+    // Act
+    let busy = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    drop(taken);
+    let later = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+    // Assert: refused at once, not queued, and not counted as a failure.
+    assert_eq!(busy.status, 503, "{}", busy.text);
+    let said: app::error::AppError = serde_json::from_str(&busy.text).expect("an AppError");
+    assert!(said.to_string().contains("busy"), "{said}");
+    assert_eq!(later.status, 200, "{}", later.text);
+}
+on_both!(sign_in_answers_busy_while_every_password_check_slot_is_taken);
 
 /// Runs an arranging statement on the test's database; returns the rows it changed.
 async fn execute(db: &backend::db::Db, sql: &str) -> u64 {

@@ -41,6 +41,8 @@ pub struct TestApp {
     pub db: backend::db::Db,
     /// Sending's parts: tests drive a worker and the simulator by hand (the app runs none).
     pub sending: server::sending::Sending,
+    /// The app's cap on password checks (tests saturate it).
+    pub password_checks: backend::users::PasswordChecks,
     _database: TestDb,
 }
 
@@ -64,11 +66,17 @@ impl Answer {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// `spawn_app` with some settings changed first.
+pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
     let database = TestDb::new(backend).await;
-    let settings = Settings {
+    let mut settings = Settings {
         database_url: database.url(),
         listen: "127.0.0.1:0".parse().expect("address"),
         public_url: None,
+        behind_proxy: false,
         data_key: SecretBox::new(Box::new([7u8; 32])),
         session_secret: SecretBox::new(Box::new([9u8; 64])),
         admin_email: ADMIN_EMAIL.to_owned(),
@@ -81,13 +89,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         send_timeout: std::time::Duration::from_secs(5),
         worker: false,
     };
+    change(&mut settings);
     let app = Application::build(settings).await.expect("smsdesk builds");
     let address = app.address();
     let sending = app.sending.clone();
+    let password_checks = app.password_checks.clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address,
         sending,
+        password_checks,
         db: database.db.clone(),
         _database: database,
     }
@@ -100,7 +111,18 @@ impl TestApp {
 
     /// A new browser with an empty cookie jar.
     pub fn client(&self) -> Client {
+        self.client_with(reqwest::header::HeaderMap::new())
+    }
+
+    /// A new browser that a reverse proxy forwards from `address` (it appends that address to
+    /// `X-Forwarded-For`, which smsdesk believes when `behind_proxy` is set).
+    pub fn client_at(&self, address: &str) -> Client {
         let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().expect("header"));
+        self.client_with(headers)
+    }
+
+    fn client_with(&self, mut headers: reqwest::header::HeaderMap) -> Client {
         headers.insert("sec-fetch-site", "same-origin".parse().expect("header"));
         Client {
             http: reqwest::Client::builder()
