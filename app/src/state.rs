@@ -1,10 +1,9 @@
-//! What server functions and pages need from the server: the database, the data key, and a way
-//! to wake the sending worker.
-
-use std::sync::Arc;
+//! What server functions and pages need from the server: the database, the data key, and
+//! intake.
 
 use backend::crypto::DataKey;
 use backend::db::Db;
+use backend::intake::Intake;
 
 /// Provided as Leptos context to every page render and server function.
 #[derive(Clone)]
@@ -20,8 +19,8 @@ pub struct AppState {
     pub simulator: bool,
     /// The sender used when a message names none (for the send page's estimate).
     pub default_sender: String,
-    /// Tells the worker there is new work.
-    pub wake: Arc<dyn Fn() + Send + Sync>,
+    /// How every message enters (the send page writes through it; it wakes the worker).
+    pub intake: Intake,
 }
 
 impl std::fmt::Debug for AppState {

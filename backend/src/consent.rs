@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
-use crate::{on_db, on_tx};
+use crate::on_tx;
 
 /// What a ledger entry does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,15 +25,44 @@ impl Action {
     }
 }
 
-/// Whether the number (by its lookup hash) has opted out and not back in.
-pub async fn is_opted_out(db: &Db, phone_hash: &str) -> Result<bool, DbError> {
-    let last = on_db!(db, |pool| sqlx::query_scalar::<_, String>(
-        "SELECT action FROM consent_events WHERE phone_hash = $1 ORDER BY id DESC LIMIT 1"
-    )
-    .bind(phone_hash)
-    .fetch_optional(pool)
-    .await?);
-    Ok(last.as_deref() == Some(Action::OptOut.as_str()))
+/// Which of `hashes` (lookup hashes) have opted out and not back in: one query however many.
+pub async fn opted_out_among(
+    db: &Db,
+    hashes: &[&String],
+) -> Result<std::collections::HashSet<String>, DbError> {
+    if hashes.is_empty() {
+        return Ok(Default::default());
+    }
+    // The numbers travel as one parameter (a JSON array on SQLite, an array on PostgreSQL), so
+    // a batch of any size is one statement.
+    const LATEST: &str = "SELECT c.phone_hash FROM consent_events c
+         JOIN (SELECT phone_hash, MAX(id) AS id FROM consent_events
+               WHERE phone_hash IN (SELECT value FROM json_each($1)) GROUP BY phone_hash) latest
+           ON c.id = latest.id
+         WHERE c.action = 'opt_out'";
+    let found = match db {
+        Db::Sqlite(pool, _) => {
+            let list = serde_json::to_string(hashes).expect("strings serialize");
+            sqlx::query_scalar::<_, String>(LATEST)
+                .bind(list)
+                .fetch_all(pool)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            let list: Vec<&str> = hashes.iter().map(|h| h.as_str()).collect();
+            sqlx::query_scalar::<_, String>(
+                "SELECT c.phone_hash FROM consent_events c
+                 JOIN (SELECT phone_hash, MAX(id) AS id FROM consent_events
+                       WHERE phone_hash = ANY($1) GROUP BY phone_hash) latest
+                   ON c.id = latest.id
+                 WHERE c.action = 'opt_out'",
+            )
+            .bind(list)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    Ok(found.into_iter().collect())
 }
 
 /// Appends an entry inside the caller's transaction.

@@ -91,6 +91,14 @@ pub enum DbError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Query(#[from] sqlx::Error),
+    /// A stored value this version cannot read (logged with the row's id where it was found).
+    #[error("{table} row {id}: unreadable {column} {value:?}")]
+    Unreadable {
+        table: &'static str,
+        id: i64,
+        column: &'static str,
+        value: String,
+    },
 }
 
 impl Db {

@@ -1,119 +1,99 @@
-//! The outbox's intake: a submission is checked (number, country, consent, template, body,
-//! sender, validity), then written with its first event in one transaction, before the caller
-//! hears "accepted". Nothing is sent here: the worker takes it from the outbox.
+//! The outbox: its rows (a message, its state and where it came from), how they are written
+//! (intake calls [`insert_many`]), how they are read back as [`MessageView`]s, idempotent
+//! requests, and the estimate of when a batch will be sent.
 
-use std::collections::BTreeMap;
-
-use domain::phone::PhoneNumber;
-use domain::segments::{MAX_BODY_CHARS, SegmentedMessage};
 use domain::status::MessageStatus;
-use domain::template::{Category, DEFAULT_TWO_FACTOR_TTL_SECONDS, MAX_TTL_SECONDS, Priority};
+use domain::template::{Category, Priority};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
-use crate::settings::{SendingSettings, is_alphanumeric_id, random_sid};
+use crate::intake::Prepared;
+use crate::settings::{SendingSettings, random_sid};
 use crate::worker::PARAMS;
-use crate::{consent, on_db, on_tx, templates};
+use crate::{on_db, on_tx};
 
-/// Longest `ValidityPeriod` Twilio takes (and its default), in seconds.
-pub const MAX_VALIDITY_SECONDS: u32 = MAX_TTL_SECONDS;
-
-/// What a caller asks to send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Submission {
-    pub to: String,
-    pub content: Content,
-    pub category: Option<Category>,
-    /// A number (E.164) among the configured senders, or the alphanumeric id.
-    pub sender: Option<String>,
-    pub validity_seconds: Option<u32>,
-}
-
-/// A body as given, or a template and its values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a message is in smsdesk's own hands (its `status` is where it is in Twilio's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Content {
-    Body(String),
-    Template {
-        key: String,
-        variables: BTreeMap<String, String>,
-    },
+pub enum MessageState {
+    /// In the outbox, due at `due_at`.
+    Waiting,
+    /// Claimed by a worker until its lease ends.
+    Sending,
+    /// Handed to the provider, or ended without being sent.
+    Done,
 }
 
-/// Why a submission was refused. `code` is stable for programs, `field` names the input,
-/// `twilio_code` is the Twilio error code with the same meaning where Twilio has one (the
-/// Twilio-compatible endpoint answers with it), `message` says what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct Refusal {
-    pub code: RefusalCode,
-    pub field: String,
-    pub message: String,
-    pub twilio_code: Option<u32>,
-}
+impl MessageState {
+    pub const ALL: [MessageState; 3] = [
+        MessageState::Waiting,
+        MessageState::Sending,
+        MessageState::Done,
+    ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefusalCode {
-    MissingTo,
-    InvalidNumber,
-    CountryNotAllowed,
-    OptedOut,
-    UnknownTemplate,
-    UnknownVariable,
-    TemplateValues,
-    EmptyBody,
-    BodyTooLong,
-    InvalidSender,
-    CategoryMismatch,
-    InvalidValidity,
-}
-
-impl RefusalCode {
-    /// The stable name programs match on (`invalid_number`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
-            RefusalCode::MissingTo => "missing_to",
-            RefusalCode::InvalidNumber => "invalid_number",
-            RefusalCode::CountryNotAllowed => "country_not_allowed",
-            RefusalCode::OptedOut => "opted_out",
-            RefusalCode::UnknownTemplate => "unknown_template",
-            RefusalCode::UnknownVariable => "unknown_variable",
-            RefusalCode::TemplateValues => "template_values",
-            RefusalCode::EmptyBody => "empty_body",
-            RefusalCode::BodyTooLong => "body_too_long",
-            RefusalCode::InvalidSender => "invalid_sender",
-            RefusalCode::CategoryMismatch => "category_mismatch",
-            RefusalCode::InvalidValidity => "invalid_validity",
+            MessageState::Waiting => "waiting",
+            MessageState::Sending => "sending",
+            MessageState::Done => "done",
         }
     }
 }
 
-fn refuse(code: RefusalCode, field: &str, twilio_code: Option<u32>, message: String) -> Refusal {
-    Refusal {
-        code,
-        field: field.to_owned(),
-        message,
-        twilio_code,
+impl std::str::FromStr for MessageState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MessageState::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown message state {s:?}"))
     }
 }
 
-/// A submission that passed every check, ready for the outbox.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub e164: String,
-    pub region: String,
-    pub masked: String,
-    pub body: String,
-    pub template_key: Option<String>,
-    pub category: Option<Category>,
-    pub priority: Priority,
-    pub encoding: &'static str,
-    pub segments: u32,
-    pub smart_encoded: bool,
-    pub validity_seconds: Option<u32>,
-    pub sender: Option<String>,
+/// Who sent a message: the API key of a service (JSON API or Twilio-compatible endpoint), or a
+/// console user. Stored as `api_key:SK…` or `user:<e-mail>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    ApiKey(String),
+    User(String),
+}
+
+impl Source {
+    /// Whether free text from this sender may carry emergency priority: console users (people
+    /// with the send permission, audited) may; services use emergency templates.
+    pub fn may_send_emergency(&self) -> bool {
+        matches!(self, Source::User(_))
+    }
+
+    /// The label metrics count by (never an id or an address).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::ApiKey(_) => "api_key",
+            Source::User(_) => "console",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::ApiKey(id) => write!(f, "api_key:{id}"),
+            Source::User(email) => write!(f, "user:{email}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("api_key", id)) if !id.is_empty() => Ok(Source::ApiKey(id.to_owned())),
+            Some(("user", email)) if !email.is_empty() => Ok(Source::User(email.to_owned())),
+            _ => Err(format!("unknown message source {s:?}")),
+        }
+    }
 }
 
 /// The priority column: lower goes first.
@@ -125,243 +105,11 @@ pub fn priority_rank(priority: Priority) -> i64 {
     }
 }
 
-/// Checks a submission against the current settings and consent.
-pub async fn prepare(
-    db: &Db,
-    key: &DataKey,
-    settings: &SendingSettings,
-    submission: Submission,
-) -> Result<Result<Prepared, Refusal>, DbError> {
-    use RefusalCode as C;
-    let to = submission.to.trim();
-    if to.is_empty() {
-        return Ok(Err(refuse(
-            C::MissingTo,
-            "to",
-            Some(21604),
-            "a recipient is required: give `to` as +14155552671".into(),
-        )));
-    }
-    let number = match PhoneNumber::parse(to, Some(&settings.default_region)) {
-        Ok(n) => n,
-        Err(e) => {
-            return Ok(Err(refuse(
-                C::InvalidNumber,
-                "to",
-                Some(21211),
-                format!("{to:?} is not a valid phone number: {e}"),
-            )));
-        }
-    };
-    if !settings
-        .allowed_countries
-        .iter()
-        .any(|c| c == number.region())
-    {
-        return Ok(Err(refuse(
-            C::CountryNotAllowed,
-            "to",
-            Some(21408),
-            format!(
-                "sending to {} ({}) is not allowed: the geo permissions allow {}; an admin can add the country in Settings",
-                number.masked(),
-                number.region(),
-                settings.allowed_countries.join(", ")
-            ),
-        )));
-    }
-    if consent::is_opted_out(db, &key.lookup_hash(number.e164())).await? {
-        return Ok(Err(refuse(
-            C::OptedOut,
-            "to",
-            Some(21610),
-            format!(
-                "{} has opted out (replied STOP): smsdesk will not send to it until it replies START",
-                number.masked()
-            ),
-        )));
-    }
-    // The validity when the submission gives none: the template's TTL; two-factor codes expire.
-    let (body, template_key, category, priority, smart, default_validity) = match submission.content
-    {
-        Content::Body(body) => {
-            let category = submission.category;
-            let priority = category.map_or(Priority::Normal, Category::default_priority);
-            let validity =
-                (category == Some(Category::TwoFactor)).then_some(DEFAULT_TWO_FACTOR_TTL_SECONDS);
-            (body, None, category, priority, false, validity)
-        }
-        Content::Template { key, variables } => {
-            let stored = match templates::get(db, &key).await {
-                Ok(Some(t)) => t,
-                Ok(None) => {
-                    return Ok(Err(refuse(
-                        C::UnknownTemplate,
-                        "template",
-                        None,
-                        format!(
-                            "there is no template named {key:?}: the console's Templates page lists them"
-                        ),
-                    )));
-                }
-                Err(templates::TemplateStoreError::Db(e)) => return Err(e),
-                Err(e) => {
-                    return Ok(Err(refuse(
-                        C::UnknownTemplate,
-                        "template",
-                        None,
-                        e.to_string(),
-                    )));
-                }
-            };
-            let template = stored.template;
-            let unknown: Vec<&str> = variables
-                .keys()
-                .map(String::as_str)
-                .filter(|name| template.variable(name).is_none())
-                .collect();
-            if !unknown.is_empty() {
-                let known: Vec<&str> = template.variables().iter().map(|v| v.name()).collect();
-                return Ok(Err(refuse(
-                    C::UnknownVariable,
-                    "variables",
-                    None,
-                    format!(
-                        "template {key:?} has no variable {}: it takes {}",
-                        unknown.join(", "),
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                )));
-            }
-            if let Some(given) = submission.category
-                && given != template.category()
-            {
-                return Ok(Err(refuse(
-                    C::CategoryMismatch,
-                    "category",
-                    None,
-                    format!(
-                        "template {key:?} is a {} template: leave `category` out or give {}",
-                        template.category(),
-                        template.category()
-                    ),
-                )));
-            }
-            let body = match template.render(&variables) {
-                Ok(body) => body,
-                Err(e) => {
-                    return Ok(Err(refuse(
-                        C::TemplateValues,
-                        "variables",
-                        None,
-                        format!("template {key:?} cannot be rendered: {e}"),
-                    )));
-                }
-            };
-            (
-                body,
-                Some(key),
-                Some(template.category()),
-                template.priority(),
-                template.smart_encoding(),
-                template.validity_seconds(),
-            )
-        }
-    };
-    if body.trim().is_empty() {
-        return Ok(Err(refuse(
-            C::EmptyBody,
-            "body",
-            Some(21602),
-            "the message body is empty: give `body` or a template".into(),
-        )));
-    }
-    let analyzed = match SegmentedMessage::analyze(&body, smart) {
-        Ok(a) => a,
-        Err(e) => {
-            return Ok(Err(refuse(
-                C::BodyTooLong,
-                "body",
-                Some(21617),
-                e.to_string(),
-            )));
-        }
-    };
-    let sender = match submission.sender.as_deref().map(str::trim) {
-        None | Some("") => settings.alphanumeric_id.clone().filter(|_| {
-            settings
-                .alphanumeric_countries
-                .iter()
-                .any(|c| c == number.region())
-        }),
-        Some(s) if settings.extra_senders.iter().any(|e| e == s) => Some(s.to_owned()),
-        Some(s) if settings.alphanumeric_id.as_deref() == Some(s) => {
-            if !settings
-                .alphanumeric_countries
-                .iter()
-                .any(|c| c == number.region())
-            {
-                return Ok(Err(refuse(
-                    C::InvalidSender,
-                    "sender",
-                    Some(21212),
-                    format!(
-                        "the alphanumeric sender {s:?} is allowed only for {}: leave `sender` out to use the number",
-                        settings.alphanumeric_countries.join(", ")
-                    ),
-                )));
-            }
-            Some(s.to_owned())
-        }
-        Some(s) => {
-            let what = if is_alphanumeric_id(s) {
-                "is not the configured alphanumeric sender id"
-            } else {
-                "is not one of smsdesk's sender numbers"
-            };
-            return Ok(Err(refuse(
-                C::InvalidSender,
-                "sender",
-                Some(21212),
-                format!(
-                    "sender {s:?} {what}: leave `sender` out to use the default, or ask an admin to add it in Settings"
-                ),
-            )));
-        }
-    };
-    let validity_seconds = match submission.validity_seconds {
-        Some(v) if (1..=MAX_VALIDITY_SECONDS).contains(&v) => Some(v),
-        Some(v) => {
-            return Ok(Err(refuse(
-                C::InvalidValidity,
-                "validity_seconds",
-                Some(21626),
-                format!(
-                    "validity of {v} seconds is out of range: give 1 to {MAX_VALIDITY_SECONDS}"
-                ),
-            )));
-        }
-        None => default_validity,
-    };
-    debug_assert!(body.chars().count() <= MAX_BODY_CHARS);
-    Ok(Ok(Prepared {
-        e164: number.e164().to_owned(),
-        region: number.region().to_owned(),
-        masked: number.masked(),
-        encoding: analyzed.encoding().as_str(),
-        segments: u32::try_from(analyzed.segment_count()).unwrap_or(u32::MAX),
-        body,
-        template_key,
-        category,
-        priority,
-        smart_encoded: smart,
-        validity_seconds,
-        sender,
-    }))
+/// The priority a stored rank stands for.
+pub fn priority_of_rank(rank: i64) -> Option<Priority> {
+    Priority::ALL
+        .into_iter()
+        .find(|&p| priority_rank(p) == rank)
 }
 
 /// A message written to the outbox.
@@ -373,86 +121,111 @@ pub struct Accepted {
     pub created_at: i64,
 }
 
-/// Where a submission came from (kept with the message): `api_key:SK...`, `user:email`.
-pub type Source<'a> = &'a str;
-
-/// Writes prepared messages with their first event, all in the caller's transaction.
-pub async fn insert(
-    tx: &mut Tx,
-    key: &DataKey,
-    items: &[Prepared],
-    source: Source<'_>,
-    now: i64,
-) -> Result<Vec<Accepted>, DbError> {
-    let with_source: Vec<(&Prepared, &str)> = items.iter().map(|p| (p, source)).collect();
-    insert_many(tx, key, &with_source, now).await
+/// One message row as intake writes it (the JSON each insert statement reads its rows from).
+#[derive(Serialize)]
+struct NewRow<'a> {
+    sid: &'a str,
+    to_encrypted: String,
+    to_hash: &'a str,
+    to_masked: &'a str,
+    to_region: &'a str,
+    sender: Option<&'a str>,
+    body: &'a str,
+    template_key: Option<&'a str>,
+    category: Option<&'static str>,
+    priority: i64,
+    encoding: &'static str,
+    segments: i64,
+    smart_encoded: bool,
+    validity_until: Option<i64>,
+    source: String,
 }
 
-/// Columns bound per message row.
-const MESSAGE_COLUMNS: usize = 16;
+/// A message's first event.
+#[derive(Serialize)]
+struct NewEventRow {
+    message_id: i64,
+    detail: String,
+}
 
-/// Writes messages from several sources in one transaction, a statement per hundred messages:
-/// what intake's group commit and batches use.
+/// The columns of a row set read from JSON, for PostgreSQL's `jsonb_to_recordset`.
+const ROW_TYPES: &str = "sid text, to_encrypted text, to_hash text, to_masked text, to_region text,
+    sender text, body text, template_key text, category text, priority bigint, encoding text,
+    segments bigint, smart_encoded boolean, validity_until bigint, source text";
+
+/// Writes messages (from one or several sources) with their first events in the caller's
+/// transaction: two statements whatever their number, the rows travelling as one JSON
+/// parameter (SQLite's `json_each`, PostgreSQL's `jsonb_to_recordset`).
 pub async fn insert_many(
     tx: &mut Tx,
     key: &DataKey,
-    items: &[(&Prepared, &str)],
+    items: &[(&Prepared, &Source)],
     now: i64,
 ) -> Result<Vec<Accepted>, DbError> {
-    let sids: Vec<String> = items.iter().map(|_| random_sid("SM")).collect();
-    let mut ids: std::collections::HashMap<String, i64> =
-        std::collections::HashMap::with_capacity(items.len());
-    let rows_per_statement = PARAMS / MESSAGE_COLUMNS;
-    for (chunk, chunk_sids) in items
-        .chunks(rows_per_statement)
-        .zip(sids.chunks(rows_per_statement))
-    {
-        let rows = (0..chunk.len())
-            .map(|r| {
-                let p = 1 + r * MESSAGE_COLUMNS;
-                let n = |i: usize| format!("${}", p + i);
-                format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'waiting', 'accepted', {}, {}, {}, {})",
-                    n(0), n(1), n(2), n(3), n(4), n(5), n(6), n(7), n(8), n(9), n(10), n(11),
-                    n(12), n(13), n(14), n(15), n(14), n(14)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO messages (sid, to_encrypted, to_hash, to_masked, to_region, sender, body,
-                 template_key, category, priority, encoding, segments, smart_encoded, validity_until,
-                 state, status, due_at, source, created_at, updated_at)
-             VALUES {rows} RETURNING id, sid"
-        );
-        let returned = on_tx!(tx, |conn| {
-            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-            for ((item, source), sid) in chunk.iter().zip(chunk_sids) {
-                q = q
-                    .bind(sid)
-                    .bind(key.encrypt(&item.e164))
-                    .bind(key.lookup_hash(&item.e164))
-                    .bind(&item.masked)
-                    .bind(&item.region)
-                    .bind(&item.sender)
-                    .bind(&item.body)
-                    .bind(&item.template_key)
-                    .bind(item.category.map(Category::as_str))
-                    .bind(priority_rank(item.priority))
-                    .bind(item.encoding)
-                    .bind(i64::from(item.segments))
-                    .bind(item.smart_encoded)
-                    .bind(
-                        item.validity_seconds
-                            .map(|s| now + i64::from(s) * 1_000_000),
-                    )
-                    .bind(now)
-                    .bind(*source);
-            }
-            q.fetch_all(conn).await?
-        });
-        ids.extend(returned.into_iter().map(|(id, sid)| (sid, id)));
+    if items.is_empty() {
+        return Ok(Vec::new());
     }
+    let sids: Vec<String> = items.iter().map(|_| random_sid("SM")).collect();
+    let rows: Vec<NewRow> = items
+        .iter()
+        .zip(&sids)
+        .map(|((p, source), sid)| NewRow {
+            sid,
+            to_encrypted: key.encrypt(&p.e164),
+            to_hash: &p.to_hash,
+            to_masked: &p.masked,
+            to_region: &p.region,
+            sender: p.sender.as_deref(),
+            body: &p.body,
+            template_key: p.template_key.as_deref(),
+            category: p.category.map(Category::as_str),
+            priority: priority_rank(p.priority),
+            encoding: p.encoding,
+            segments: i64::from(p.segments),
+            smart_encoded: p.smart_encoded,
+            validity_until: p.validity_seconds.map(|s| now + i64::from(s) * 1_000_000),
+            source: source.to_string(),
+        })
+        .collect();
+    let rows = serde_json::to_string(&rows).expect("rows serialize");
+    const COLUMNS: &str = "sid, to_encrypted, to_hash, to_masked, to_region, sender, body,
+        template_key, category, priority, encoding, segments, smart_encoded, validity_until,
+        state, status, due_at, source, created_at, updated_at";
+    let returned: Vec<(i64, String)> = match tx {
+        Tx::Sqlite(t, _) => {
+            sqlx::query_as(&format!(
+                "INSERT INTO messages ({COLUMNS})
+                 SELECT r.value ->> 'sid', r.value ->> 'to_encrypted', r.value ->> 'to_hash',
+                        r.value ->> 'to_masked', r.value ->> 'to_region', r.value ->> 'sender',
+                        r.value ->> 'body', r.value ->> 'template_key', r.value ->> 'category',
+                        r.value ->> 'priority', r.value ->> 'encoding', r.value ->> 'segments',
+                        r.value ->> 'smart_encoded', r.value ->> 'validity_until',
+                        'waiting', 'accepted', $2, r.value ->> 'source', $2, $2
+                   FROM json_each($1) r ORDER BY r.key
+                 RETURNING id, sid"
+            ))
+            .bind(&rows)
+            .bind(now)
+            .fetch_all(&mut **t)
+            .await?
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_as(&format!(
+                "INSERT INTO messages ({COLUMNS})
+                 SELECT sid, to_encrypted, to_hash, to_masked, to_region, sender, body,
+                        template_key, category, priority, encoding, segments, smart_encoded,
+                        validity_until, 'waiting', 'accepted', $2, source, $2, $2
+                   FROM jsonb_to_recordset($1::text::jsonb) AS r({ROW_TYPES})
+                 RETURNING id, sid"
+            ))
+            .bind(&rows)
+            .bind(now)
+            .fetch_all(&mut **t)
+            .await?
+        }
+    };
+    let ids: std::collections::HashMap<String, i64> =
+        returned.into_iter().map(|(id, sid)| (sid, id)).collect();
     let mut accepted = Vec::with_capacity(sids.len());
     for sid in sids {
         let id = ids
@@ -465,114 +238,48 @@ pub async fn insert_many(
             created_at: now,
         });
     }
-    for (chunk, chunk_accepted) in items.chunks(PARAMS / 2).zip(accepted.chunks(PARAMS / 2)) {
-        let rows = (0..chunk.len())
-            .map(|r| {
-                let p = 2 + r * 2;
-                format!("(${p}, $1, 'accepted', 'accepted', ${})", p + 1)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO message_events (message_id, at, kind, status, detail) VALUES {rows}"
-        );
-        on_tx!(tx, |conn| {
-            let mut q = sqlx::query(&sql).bind(now);
-            for ((item, source), a) in chunk.iter().zip(chunk_accepted) {
-                q = q.bind(a.id).bind(format!(
-                    "accepted from {source}: {} segment(s), {}",
-                    item.segments, item.encoding
-                ));
-            }
-            q.execute(conn).await?.rows_affected()
-        });
+    let events: Vec<NewEventRow> = items
+        .iter()
+        .zip(&accepted)
+        .map(|((p, source), a)| NewEventRow {
+            message_id: a.id,
+            detail: format!(
+                "accepted from {source}: {} segment(s), {}",
+                p.segments, p.encoding
+            ),
+        })
+        .collect();
+    let events = serde_json::to_string(&events).expect("events serialize");
+    match tx {
+        Tx::Sqlite(t, _) => {
+            sqlx::query(
+                "INSERT INTO message_events (message_id, at, kind, status, detail)
+                 SELECT r.value ->> 'message_id', $2, 'accepted', 'accepted', r.value ->> 'detail'
+                   FROM json_each($1) r",
+            )
+            .bind(&events)
+            .bind(now)
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Postgres(t) => {
+            sqlx::query(
+                "INSERT INTO message_events (message_id, at, kind, status, detail)
+                 SELECT message_id, $2, 'accepted', 'accepted', detail
+                   FROM jsonb_to_recordset($1::text::jsonb) AS r(message_id bigint, detail text)",
+            )
+            .bind(&events)
+            .bind(now)
+            .execute(&mut **t)
+            .await?;
+        }
     }
     Ok(accepted)
 }
 
-/// Intake's group commit: requests hand their checked messages to one writer task, which writes
-/// everything waiting in one transaction (up to 1,000 messages), so concurrent requests share a
-/// commit instead of queueing for one each.
-#[derive(Clone, Debug)]
-pub struct Writer {
-    jobs: tokio::sync::mpsc::Sender<Job>,
-}
-
-#[derive(Debug)]
-struct Job {
-    items: Vec<Prepared>,
-    source: String,
-    reply: tokio::sync::oneshot::Sender<Result<Vec<Accepted>, std::sync::Arc<DbError>>>,
-}
-
-impl Writer {
-    /// Starts the writer task; it ends when every `Writer` is dropped.
-    pub fn spawn(db: Db, key: DataKey) -> Writer {
-        let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(4_096);
-        tokio::spawn(async move {
-            while let Some(first) = queue.recv().await {
-                let mut batch = vec![first];
-                let mut count = batch[0].items.len();
-                while count < 1_000 {
-                    match queue.try_recv() {
-                        Ok(job) => {
-                            count += job.items.len();
-                            batch.push(job);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let now = crate::db::now_micros();
-                let written = async {
-                    let all: Vec<(&Prepared, &str)> = batch
-                        .iter()
-                        .flat_map(|j| j.items.iter().map(|p| (p, j.source.as_str())))
-                        .collect();
-                    let mut tx = db.begin().await?;
-                    let accepted = insert_many(&mut tx, &key, &all, now).await?;
-                    tx.commit().await?;
-                    Ok::<_, DbError>(accepted)
-                }
-                .await;
-                match written {
-                    Ok(accepted) => {
-                        let mut rest = accepted.into_iter();
-                        for job in batch {
-                            let mine: Vec<Accepted> = rest.by_ref().take(job.items.len()).collect();
-                            let _ = job.reply.send(Ok(mine));
-                        }
-                    }
-                    Err(e) => {
-                        let e = std::sync::Arc::new(e);
-                        for job in batch {
-                            let _ = job.reply.send(Err(e.clone()));
-                        }
-                    }
-                }
-            }
-        });
-        Writer { jobs }
-    }
-
-    /// Writes `items` (from `source`) with the next group commit; returns once it is durable.
-    pub async fn write(
-        &self,
-        items: Vec<Prepared>,
-        source: String,
-    ) -> Result<Vec<Accepted>, std::sync::Arc<DbError>> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let stopped = || std::sync::Arc::new(DbError::Query(sqlx::Error::PoolClosed));
-        self.jobs
-            .send(Job {
-                items,
-                source,
-                reply,
-            })
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
-}
+/// How long an `Idempotency-Key` and its stored answer are kept (Stripe's and Twilio's 24 hours):
+/// a retry after that is a new request.
+pub const IDEMPOTENCY_KEPT_MICROS: i64 = 24 * 3_600 * 1_000_000;
 
 /// What an `Idempotency-Key` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -587,19 +294,30 @@ pub enum Idempotency {
 
 /// Claims an idempotency key inside the caller's transaction. A concurrent request with the same
 /// key waits (PostgreSQL) or is serialized (SQLite) until this transaction ends, then replays.
+/// A key older than [`IDEMPOTENCY_KEPT_MICROS`] is forgotten first.
 pub async fn claim_idempotency(
     tx: &mut Tx,
+    key: &DataKey,
     api_key_id: &str,
-    key: &str,
+    idempotency_key: &str,
     fingerprint: &str,
     now: i64,
 ) -> Result<Idempotency, DbError> {
+    on_tx!(tx, |conn| sqlx::query(
+        "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND created_at < $3"
+    )
+    .bind(api_key_id)
+    .bind(idempotency_key)
+    .bind(now - IDEMPOTENCY_KEPT_MICROS)
+    .execute(conn)
+    .await?
+    .rows_affected());
     let inserted = on_tx!(tx, |conn| sqlx::query(
         "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, created_at)
              VALUES ($1, $2, $3, $4) ON CONFLICT (api_key_id, key) DO NOTHING"
     )
     .bind(api_key_id)
-    .bind(key)
+    .bind(idempotency_key)
     .bind(fingerprint)
     .bind(now)
     .execute(conn)
@@ -616,12 +334,22 @@ pub async fn claim_idempotency(
              WHERE api_key_id = $1 AND key = $2"
     )
     .bind(api_key_id)
-    .bind(key)
+    .bind(idempotency_key)
     .fetch_one(conn)
     .await?);
     if stored != fingerprint {
         return Ok(Idempotency::Mismatch);
     }
+    // The answer holds the recipients' numbers: it is stored encrypted.
+    let body = body
+        .map(|b| key.decrypt(&b))
+        .transpose()
+        .map_err(|_| DbError::Unreadable {
+            table: "idempotency_keys",
+            id: 0,
+            column: "response_body",
+            value: "(cannot be decrypted with this data key)".into(),
+        })?;
     Ok(Idempotency::Replay {
         status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(500),
         body: body.unwrap_or_default(),
@@ -643,11 +371,13 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
         .collect()
 }
 
-/// Stores the answer to a request whose key [`claim_idempotency`] found new.
+/// Stores the answer to a request whose key [`claim_idempotency`] found new, encrypted (it
+/// names the recipients).
 pub async fn store_answer(
     tx: &mut Tx,
+    key: &DataKey,
     api_key_id: &str,
-    key: &str,
+    idempotency_key: &str,
     status: u16,
     body: &str,
 ) -> Result<(), DbError> {
@@ -656,13 +386,24 @@ pub async fn store_answer(
              WHERE api_key_id = $3 AND key = $4"
     )
     .bind(i64::from(status))
-    .bind(body)
+    .bind(key.encrypt(body))
     .bind(api_key_id)
-    .bind(key)
+    .bind(idempotency_key)
     .execute(conn)
     .await?
     .rows_affected());
     Ok(())
+}
+
+/// Forgets idempotency keys older than [`IDEMPOTENCY_KEPT_MICROS`] (a periodic task).
+pub async fn purge_idempotency(db: &Db, now: i64) -> Result<u64, DbError> {
+    Ok(on_db!(db, |pool| sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < $1"
+    )
+    .bind(now - IDEMPOTENCY_KEPT_MICROS)
+    .execute(pool)
+    .await?
+    .rows_affected()))
 }
 
 /// A message as the API and the console show it.
@@ -674,15 +415,16 @@ pub struct MessageView {
     pub to: String,
     pub to_masked: String,
     pub sender: Option<String>,
-    pub body: String,
+    /// The text; `None` for two-factor messages, whose codes no read returns.
+    pub body: Option<String>,
     pub template_key: Option<String>,
-    pub category: Option<String>,
-    pub priority: i64,
+    pub category: Option<Category>,
+    pub priority: Priority,
     pub encoding: String,
     pub segments: i64,
     pub status: MessageStatus,
-    /// waiting | sending | done
-    pub state: String,
+    pub state: MessageState,
+    pub source: Source,
     pub attempts: i64,
     pub provider_sid: Option<String>,
     pub error_code: Option<i64>,
@@ -693,6 +435,43 @@ pub struct MessageView {
     pub created_at: i64,
     pub updated_at: i64,
     pub dispatched_at: Option<i64>,
+}
+
+/// The body a read may show: two-factor messages carry codes, which are never shown again.
+fn visible_body(category: Option<Category>, body: String) -> Option<String> {
+    (category != Some(Category::TwoFactor)).then_some(body)
+}
+
+impl MessageView {
+    /// A message intake has just written, as stored (without reading it back).
+    pub fn written(p: Prepared, a: Accepted, source: Source, now: i64) -> MessageView {
+        MessageView {
+            id: a.id,
+            sid: a.sid,
+            to: p.e164,
+            to_masked: p.masked,
+            sender: p.sender,
+            body: visible_body(p.category, p.body),
+            template_key: p.template_key,
+            category: p.category,
+            priority: p.priority,
+            encoding: p.encoding.to_owned(),
+            segments: i64::from(p.segments),
+            status: MessageStatus::Accepted,
+            state: MessageState::Waiting,
+            source,
+            attempts: 0,
+            provider_sid: None,
+            error_code: None,
+            error_message: None,
+            price_micros: None,
+            validity_until: p.validity_seconds.map(|s| now + i64::from(s) * 1_000_000),
+            due_at: a.created_at,
+            created_at: a.created_at,
+            updated_at: a.created_at,
+            dispatched_at: None,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -710,6 +489,7 @@ struct ViewRow {
     segments: i64,
     status: String,
     state: String,
+    source: String,
     attempts: i64,
     provider_sid: Option<String>,
     error_code: Option<i64>,
@@ -723,27 +503,62 @@ struct ViewRow {
 }
 
 const VIEW_COLUMNS: &str = "id, sid, to_encrypted, to_masked, sender, body, template_key, category,
-    priority, encoding, segments, status, state, attempts, provider_sid, error_code, error_message,
-    price_micros, validity_until, due_at, created_at, updated_at, dispatched_at";
+    priority, encoding, segments, status, state, source, attempts, provider_sid, error_code,
+    error_message, price_micros, validity_until, due_at, created_at, updated_at, dispatched_at";
 
 impl ViewRow {
-    fn into_view(self, key: &DataKey) -> MessageView {
-        MessageView {
-            to: key
-                .decrypt(&self.to_encrypted)
-                .unwrap_or_else(|_| self.to_masked.clone()),
-            id: self.id,
+    /// The view of a stored row. A value this code cannot read (a newer version's state, a
+    /// damaged row) is an error naming the row, never mapped to another value.
+    fn into_view(self, key: &DataKey) -> Result<MessageView, DbError> {
+        let id = self.id;
+        let unreadable = |column: &'static str, value: String| {
+            tracing::error!(message_id = id, column, value = %value, "unreadable message row");
+            DbError::Unreadable {
+                table: "messages",
+                id,
+                column,
+                value,
+            }
+        };
+        let category = self
+            .category
+            .map(|c| c.parse::<Category>().map_err(|_| unreadable("category", c)))
+            .transpose()?;
+        let priority = priority_of_rank(self.priority)
+            .ok_or_else(|| unreadable("priority", self.priority.to_string()))?;
+        let status = self
+            .status
+            .parse::<MessageStatus>()
+            .map_err(|_| unreadable("status", self.status.clone()))?;
+        let state = self
+            .state
+            .parse::<MessageState>()
+            .map_err(|_| unreadable("state", self.state.clone()))?;
+        let source = self
+            .source
+            .parse::<Source>()
+            .map_err(|_| unreadable("source", self.source.clone()))?;
+        let to = key.decrypt(&self.to_encrypted).map_err(|_| {
+            unreadable(
+                "to_encrypted",
+                "(cannot be decrypted with this data key)".into(),
+            )
+        })?;
+        Ok(MessageView {
+            to,
+            id,
             sid: self.sid,
             to_masked: self.to_masked,
             sender: self.sender,
-            body: self.body,
+            body: visible_body(category, self.body),
             template_key: self.template_key,
-            category: self.category,
-            priority: self.priority,
+            category,
+            priority,
             encoding: self.encoding,
             segments: self.segments,
-            status: self.status.parse().unwrap_or(MessageStatus::Failed),
-            state: self.state,
+            status,
+            state,
+            source,
             attempts: self.attempts,
             provider_sid: self.provider_sid,
             error_code: self.error_code,
@@ -754,7 +569,7 @@ impl ViewRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             dispatched_at: self.dispatched_at,
-        }
+        })
     }
 }
 
@@ -765,10 +580,10 @@ pub async fn find(db: &Db, key: &DataKey, sid: &str) -> Result<Option<MessageVie
         .bind(sid)
         .fetch_optional(pool)
         .await?);
-    Ok(row.map(|r| r.into_view(key)))
+    row.map(|r| r.into_view(key)).transpose()
 }
 
-/// Messages by sid, in the order asked (missing ones left out).
+/// Messages by id, in id order (missing ones left out).
 pub async fn find_many(db: &Db, key: &DataKey, ids: &[i64]) -> Result<Vec<MessageView>, DbError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(PARAMS) {
@@ -784,7 +599,9 @@ pub async fn find_many(db: &Db, key: &DataKey, ids: &[i64]) -> Result<Vec<Messag
             }
             q.fetch_all(pool).await?
         });
-        out.extend(rows.into_iter().map(|r| r.into_view(key)));
+        for row in rows {
+            out.push(row.into_view(key)?);
+        }
     }
     Ok(out)
 }

@@ -115,7 +115,7 @@ fn api_error(status: u16, code: u32, message: &str) -> TwilioError {
     TwilioError::Api {
         status,
         code: Some(code),
-        message: message.to_owned(),
+        message: domain::redact::mask_numbers(message),
         more_info: Some(format!("https://www.twilio.com/docs/errors/{code}")),
     }
 }

@@ -254,7 +254,7 @@ pub mod fake_twilio {
                 Some(Script::Error { status, code }) => {
                     state.refused += 1;
                     return ResponseTemplate::new(status).set_body_json(json!({
-                        "code": code, "message": format!("scripted error {code}"),
+                        "code": code, "message": format!("scripted error {code}: the 'To' number {to} was refused"),
                         "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
                         "status": status,
                     }));

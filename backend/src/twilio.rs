@@ -78,7 +78,8 @@ pub struct Message {
 /// Why a call to Twilio failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioError {
-    /// Twilio answered with an error (its code decides what smsdesk does: `domain::errors`).
+    /// Twilio answered with an error (its code decides what smsdesk does: `domain::errors`);
+    /// phone numbers in its message are masked.
     #[error("Twilio refused the request (HTTP {status}, code {code:?}): {message}")]
     Api {
         status: u16,
@@ -246,9 +247,12 @@ impl TwilioClient {
         Err(TwilioError::Api {
             status: status.as_u16(),
             code: error.as_ref().and_then(|e| e.code),
+            // Twilio's texts name the recipient ("The 'To' number +1415... is not valid"):
+            // masked here, so no log or row downstream holds the number.
             message: error
                 .as_ref()
-                .and_then(|e| e.message.clone())
+                .and_then(|e| e.message.as_deref())
+                .map(domain::redact::mask_numbers)
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
             more_info: error.and_then(|e| e.more_info),
         })

@@ -24,6 +24,7 @@ use std::time::Duration;
 use chrono::DateTime;
 use domain::errors::{self, Disposition};
 use domain::ratelimit::{WeightedWindow, WindowLimit};
+use domain::redact::mask_numbers;
 use domain::status::{MessageStatus, Transition};
 use futures::StreamExt;
 use rand::Rng;
@@ -626,7 +627,7 @@ impl Worker {
                     if let Some(i) = &info
                         && i.alert_admins()
                     {
-                        alert(&mut tx, i.code(), &reason).await?;
+                        alert(&mut tx, i.code(), &reason, now).await?;
                     }
                     if disposition == Disposition::OptOut
                         && let Ok(to) = self.key.decrypt(&c.to_encrypted)
@@ -900,6 +901,7 @@ async fn retry(
     reason: &str,
     now: i64,
 ) -> Result<(), DbError> {
+    let reason = &mask_numbers(reason);
     on_tx!(tx, |conn| sqlx::query(
         "UPDATE messages SET state = 'waiting', due_at = $1, in_doubt = $2, lease_until = NULL,
              error_code = $3, error_message = $4, updated_at = $5 WHERE id = $6"
@@ -943,6 +945,7 @@ async fn fail(
     reason: &str,
     now: i64,
 ) -> Result<(), DbError> {
+    let reason = &mask_numbers(reason);
     on_tx!(tx, |conn| {
         sqlx::query(
         "UPDATE messages SET state = 'done', status = 'failed', in_doubt = FALSE, lease_until = NULL,
@@ -971,8 +974,27 @@ async fn fail(
     .await
 }
 
-/// Tells the administrators: in the log at error level and in the audit log they read.
-async fn alert(tx: &mut Tx, code: u32, reason: &str) -> Result<(), DbError> {
+/// Alerts for one code are raised at most once in this long (a revoked token fails every send).
+pub const ALERT_EVERY_MICROS: i64 = 3_600 * 1_000_000;
+
+/// Tells the administrators, once per code and [`ALERT_EVERY_MICROS`] however many messages hit
+/// it: in the log at error level and in the audit log they read.
+async fn alert(tx: &mut Tx, code: u32, reason: &str, now: i64) -> Result<(), DbError> {
+    let raised = on_tx!(tx, |conn| sqlx::query(
+        "INSERT INTO alerts (code, raised_at) VALUES ($1, $2)
+             ON CONFLICT (code) DO UPDATE SET raised_at = excluded.raised_at
+             WHERE alerts.raised_at <= $3"
+    )
+    .bind(i64::from(code))
+    .bind(now)
+    .bind(now - ALERT_EVERY_MICROS)
+    .execute(conn)
+    .await?
+    .rows_affected());
+    if raised == 0 {
+        return Ok(());
+    }
+    let reason = mask_numbers(reason);
     tracing::error!(
         code,
         reason,
@@ -1029,7 +1051,10 @@ pub async fn record_callback(
     };
     let settings = settings::sending(db).await?;
     let mut tx = db.begin().await?;
-    let detail = match (&cb.error_code, &cb.error_message) {
+    // Twilio's texts may name the recipient: stored masked, as everything outside the
+    // encrypted column.
+    let error_message = cb.error_message.as_deref().map(mask_numbers);
+    let detail = match (&cb.error_code, &error_message) {
         (Some(code), Some(text)) => format!("Twilio: {} (error {code}: {text})", cb.status),
         (Some(code), None) => format!(
             "Twilio: {} (error {code}: {})",
@@ -1083,7 +1108,7 @@ pub async fn record_callback(
         )
         .bind(cb.status.as_str())
         .bind(cb.error_code.map(i64::from))
-        .bind(&cb.error_message)
+        .bind(&error_message)
         .bind(cb.price_micros)
         .bind(now)
         .bind(message_id)
@@ -1095,7 +1120,7 @@ pub async fn record_callback(
         {
             let info = errors::lookup(code);
             if info.alert_admins() {
-                alert(&mut tx, code, info.meaning()).await?;
+                alert(&mut tx, code, info.meaning(), now).await?;
             }
             match info.disposition() {
                 Disposition::OptOut => {

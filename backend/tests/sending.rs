@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use backend::crypto::DataKey;
 use backend::db::{Db, now_micros};
-use backend::outbox::{self, Content, Idempotency, RefusalCode, Submission};
+use backend::intake::{Content, Intake, RefusalCode, Submission};
+use backend::outbox::{self, Idempotency, MessageState, Source};
 use backend::settings::{self, SendingSettings};
 use backend::simulator::Simulator;
 use backend::testing::fake_twilio::{FakeTwilio, Script};
@@ -89,27 +90,44 @@ fn body_to(to: &str, body: &str, category: Option<Category>) -> Submission {
     }
 }
 
-/// Checks and writes one submission, as the API does; panics on refusal.
-async fn submit(db: &Db, submission: Submission, now: i64) -> outbox::Accepted {
-    let s = settings::sending(db).await.expect("settings");
-    let prepared = outbox::prepare(db, &key(), &s, submission)
-        .await
-        .expect("db")
-        .expect("accepted");
-    let mut tx = db.begin().await.expect("tx");
-    let accepted = outbox::insert(&mut tx, &key(), &[prepared], "test", now)
-        .await
-        .expect("inserted");
-    tx.commit().await.expect("commit");
-    accepted.into_iter().next().expect("one")
+fn intake(db: &Db) -> Intake {
+    Intake::new(db.clone(), key(), Arc::new(tokio::sync::Notify::new()))
 }
 
-async fn refusal(db: &Db, submission: Submission) -> outbox::Refusal {
+/// A console user: may give free text emergency priority.
+fn dispatcher() -> Source {
+    Source::User("dispatch@safeshipper.example".to_owned())
+}
+
+/// Checks and writes one submission through intake; panics on refusal.
+async fn submit(db: &Db, submission: Submission, now: i64) -> outbox::MessageView {
     let s = settings::sending(db).await.expect("settings");
-    outbox::prepare(db, &key(), &s, submission)
+    intake(db)
+        .submit(&s, &dispatcher(), vec![submission], now)
         .await
         .expect("db")
+        .pop()
+        .expect("one")
+        .expect("accepted")
+}
+
+async fn refusal_from(
+    db: &Db,
+    source: &Source,
+    submission: Submission,
+) -> backend::intake::Refusal {
+    let s = settings::sending(db).await.expect("settings");
+    intake(db)
+        .check(&s, source, vec![submission])
+        .await
+        .expect("db")
+        .pop()
+        .expect("one")
         .expect_err("refused")
+}
+
+async fn refusal(db: &Db, submission: Submission) -> backend::intake::Refusal {
+    refusal_from(db, &dispatcher(), submission).await
 }
 
 async fn view(db: &Db, sid: &str) -> outbox::MessageView {
@@ -340,9 +358,9 @@ async fn recipient_limits_defer_and_emergency_is_exempt(db: Db) {
         (4, 2),
         "3 updates and the emergency"
     );
-    assert_eq!(view(&db, &emergency.sid).await.state, "done");
+    assert_eq!(view(&db, &emergency.sid).await.state, MessageState::Done);
     let waiting = view(&db, &sids[3]).await;
-    assert_eq!(waiting.state, "waiting");
+    assert_eq!(waiting.state, MessageState::Waiting);
     assert_eq!(
         waiting.due_at,
         t0 + 3_600 * SECOND,
@@ -369,7 +387,7 @@ async fn a_sender_sends_no_faster_than_its_pace(db: Db) {
     let w = worker(&db, &fake);
     let step = w.try_execute_task(t0).await.expect("step");
     assert_eq!((step.claimed, step.deferred), (1, 1));
-    assert_eq!(view(&db, &a.sid).await.state, "done");
+    assert_eq!(view(&db, &a.sid).await.state, MessageState::Done);
     assert_eq!(
         view(&db, &b.sid).await.due_at,
         t0 + 2 * SECOND,
@@ -402,6 +420,16 @@ async fn each_twilio_error_class_gets_its_treatment(db: Db) {
     let invalid = number(2);
     let opted_out = number(3);
     let bad_auth = number(4);
+    let bad_auth_too = number(5);
+    for n in [&bad_auth, &bad_auth_too] {
+        fake.script(
+            n,
+            [Script::Error {
+                status: 401,
+                code: 20003,
+            }],
+        );
+    }
     fake.script(
         &throttled,
         [Script::Error {
@@ -423,23 +451,17 @@ async fn each_twilio_error_class_gets_its_treatment(db: Db) {
             code: 21610,
         }],
     );
-    fake.script(
-        &bad_auth,
-        [Script::Error {
-            status: 401,
-            code: 20003,
-        }],
-    );
     let a = submit(&db, body_to(&throttled, "a", None), t0).await;
     let b = submit(&db, body_to(&invalid, "b", None), t0).await;
     let c = submit(&db, body_to(&opted_out, "c", None), t0).await;
     let d = submit(&db, body_to(&bad_auth, "d", None), t0).await;
+    submit(&db, body_to(&bad_auth_too, "e", None), t0).await;
     let w = worker(&db, &fake);
     let step = w.try_execute_task(t0).await.expect("step");
-    assert_eq!((step.claimed, step.retry_scheduled, step.failed), (4, 1, 3));
+    assert_eq!((step.claimed, step.retry_scheduled, step.failed), (5, 1, 4));
 
     let a_view = view(&db, &a.sid).await;
-    assert_eq!(a_view.state, "waiting");
+    assert_eq!(a_view.state, MessageState::Waiting);
     let wait = a_view.due_at - t0;
     assert!(
         (48 * SECOND..=72 * SECOND).contains(&wait),
@@ -450,7 +472,13 @@ async fn each_twilio_error_class_gets_its_treatment(db: Db) {
         (b_view.status, b_view.error_code),
         (MessageStatus::Failed, Some(21211))
     );
-    assert!(b_view.error_message.expect("reason").contains("21211"));
+    let reason = b_view.error_message.expect("reason");
+    assert!(reason.contains("21211"), "{reason}");
+    assert!(
+        !reason.contains(&invalid[1..]),
+        "Twilio's text names the number; it is stored masked: {reason}"
+    );
+    assert!(reason.contains("*71") || reason.contains('*'), "{reason}");
     let c_view = view(&db, &c.sid).await;
     assert_eq!(c_view.error_code, Some(21610));
     assert_eq!(
@@ -468,7 +496,11 @@ async fn each_twilio_error_class_gets_its_treatment(db: Db) {
     )
     .await
     .expect("audit");
-    assert_eq!(alerts.len(), 1, "admins alerted once for 20003");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "admins alerted once for 20003, not once per message"
+    );
 
     // The throttled one goes out when due, once.
     assert_eq!(
@@ -614,7 +646,7 @@ async fn sends_that_cannot_start_in_time_go_back_untried(db: Db) {
     let mut back = 0;
     for sid in &sids {
         let v = view(&db, sid).await;
-        if v.state == "waiting" {
+        if v.state == MessageState::Waiting {
             assert_eq!(
                 (v.attempts, v.status),
                 (0, MessageStatus::Accepted),
@@ -799,17 +831,17 @@ on_both!(callbacks_move_a_message_forward_once);
 async fn an_idempotency_key_replays_the_first_answer(db: Db) {
     let now = now_micros();
     let mut tx = db.begin().await.expect("tx");
-    let first = outbox::claim_idempotency(&mut tx, "SK1", "k-1", "fp", now)
+    let first = outbox::claim_idempotency(&mut tx, &key(), "SK1", "k-1", "fp", now)
         .await
         .expect("claim");
     assert_eq!(first, Idempotency::New);
-    outbox::store_answer(&mut tx, "SK1", "k-1", 202, "{\"sid\":\"SM1\"}")
+    outbox::store_answer(&mut tx, &key(), "SK1", "k-1", 202, "{\"sid\":\"SM1\"}")
         .await
         .expect("stored");
     tx.commit().await.expect("commit");
     let mut tx = db.begin().await.expect("tx");
     assert_eq!(
-        outbox::claim_idempotency(&mut tx, "SK1", "k-1", "fp", now)
+        outbox::claim_idempotency(&mut tx, &key(), "SK1", "k-1", "fp", now)
             .await
             .expect("claim"),
         Idempotency::Replay {
@@ -818,13 +850,13 @@ async fn an_idempotency_key_replays_the_first_answer(db: Db) {
         }
     );
     assert_eq!(
-        outbox::claim_idempotency(&mut tx, "SK1", "k-1", "other", now)
+        outbox::claim_idempotency(&mut tx, &key(), "SK1", "k-1", "other", now)
             .await
             .expect("claim"),
         Idempotency::Mismatch
     );
     assert_eq!(
-        outbox::claim_idempotency(&mut tx, "SK2", "k-1", "fp", now)
+        outbox::claim_idempotency(&mut tx, &key(), "SK2", "k-1", "fp", now)
             .await
             .expect("claim"),
         Idempotency::New,
@@ -861,3 +893,206 @@ async fn the_simulator_gives_magic_numbers_twilios_outcomes(db: Db) {
     );
 }
 on_both!(the_simulator_gives_magic_numbers_twilios_outcomes);
+
+fn template_to(to: &str, key: &str, vars: &[(&str, &str)]) -> Submission {
+    Submission {
+        to: to.to_owned(),
+        content: Content::Template {
+            key: key.to_owned(),
+            variables: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        },
+        category: None,
+        sender: None,
+        validity_seconds: None,
+    }
+}
+
+async fn consent_is_checked_for_a_whole_batch_at_once(db: Db) {
+    backend::templates::seed_defaults(&db)
+        .await
+        .expect("seeded");
+    let now = now_micros();
+    let mut tx = db.begin().await.expect("tx");
+    // 2 opted out; 3 opted out and back in; 4 opted in only.
+    for (n, action) in [
+        (2, backend::consent::Action::OptOut),
+        (3, backend::consent::Action::OptOut),
+        (3, backend::consent::Action::OptIn),
+        (4, backend::consent::Action::OptIn),
+    ] {
+        backend::consent::record(&mut tx, &key(), &number(n), action, "test", "evidence", now)
+            .await
+            .expect("recorded");
+    }
+    tx.commit().await.expect("commit");
+    let s = settings::sending(&db).await.expect("settings");
+    let batch: Vec<Submission> = (1..=5)
+        .map(|n| {
+            template_to(
+                &number(n),
+                "shipment_delivered",
+                &[("tracking_number", "SS-1"), ("recipient_name", "Ada")],
+            )
+        })
+        .chain([body_to("+1 415 55", "hi", None)])
+        .collect();
+    let checked = intake(&db)
+        .check(&s, &dispatcher(), batch)
+        .await
+        .expect("db");
+    let codes: Vec<Option<RefusalCode>> = checked
+        .iter()
+        .map(|c| c.as_ref().err().map(|r| r.code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            None,
+            Some(RefusalCode::OptedOut),
+            None,
+            None,
+            None,
+            Some(RefusalCode::InvalidNumber)
+        ]
+    );
+}
+on_both!(consent_is_checked_for_a_whole_batch_at_once);
+
+async fn only_emergency_templates_or_console_users_give_emergency_priority(db: Db) {
+    backend::templates::seed_defaults(&db)
+        .await
+        .expect("seeded");
+    let service = Source::ApiKey("SK0123".to_owned());
+    let free_text = body_to(&number(1), "Evacuate now", Some(Category::Emergency));
+    let refused = refusal_from(&db, &service, free_text.clone()).await;
+    assert_eq!(refused.code, RefusalCode::CategoryNotAllowed);
+    assert_eq!(refused.field, "category");
+    // A dispatcher in the console may; so may a service naming an emergency template.
+    let s = settings::sending(&db).await.expect("settings");
+    let checked = intake(&db)
+        .check(&s, &dispatcher(), vec![free_text])
+        .await
+        .expect("db");
+    assert_eq!(
+        checked[0].as_ref().expect("accepted").priority,
+        domain::template::Priority::Emergency
+    );
+    let from_template = template_to(
+        &number(1),
+        "emergency_alert",
+        &[
+            ("hazard", "Spill"),
+            ("location", "Depot 7"),
+            ("instructions", "Leave."),
+            ("hotline", "1800 127 127"),
+        ],
+    );
+    let checked = intake(&db)
+        .check(&s, &service, vec![from_template])
+        .await
+        .expect("db");
+    assert_eq!(
+        checked[0].as_ref().expect("accepted").priority,
+        domain::template::Priority::Emergency
+    );
+}
+on_both!(only_emergency_templates_or_console_users_give_emergency_priority);
+
+async fn two_factor_bodies_are_never_read_back(db: Db) {
+    backend::templates::seed_defaults(&db)
+        .await
+        .expect("seeded");
+    let written = submit(
+        &db,
+        template_to(
+            &number(1),
+            "two_factor_auth",
+            &[("code", "482913"), ("minutes", "10")],
+        ),
+        now_micros(),
+    )
+    .await;
+    assert_eq!(written.body, None, "not even in intake's answer");
+    let read = view(&db, &written.sid).await;
+    assert_eq!(read.body, None);
+    assert_eq!(read.category, Some(Category::TwoFactor));
+    let found = outbox::find_many(&db, &key(), &[read.id])
+        .await
+        .expect("db");
+    assert_eq!(found[0].body, None);
+    let shipment = submit(&db, body_to(&number(2), "Picked up", None), now_micros()).await;
+    assert_eq!(
+        view(&db, &shipment.sid).await.body.as_deref(),
+        Some("Picked up")
+    );
+}
+on_both!(two_factor_bodies_are_never_read_back);
+
+async fn a_stored_value_the_code_cannot_read_is_an_error_naming_the_row(db: Db) {
+    let m = submit(&db, body_to(&number(1), "hi", None), now_micros()).await;
+    on_db!(&db, |pool| sqlx::query(
+        "UPDATE messages SET state = 'parked' WHERE id = $1"
+    )
+    .bind(m.id)
+    .execute(pool)
+    .await
+    .expect("update")
+    .rows_affected());
+    match outbox::find(&db, &key(), &m.sid).await {
+        Err(backend::db::DbError::Unreadable {
+            id, column, value, ..
+        }) => assert_eq!((id, column, value.as_str()), (m.id, "state", "parked")),
+        other => panic!("expected an unreadable-row error, got {other:?}"),
+    }
+}
+on_both!(a_stored_value_the_code_cannot_read_is_an_error_naming_the_row);
+
+async fn an_idempotent_answer_is_stored_encrypted_and_forgotten_after_a_day(db: Db) {
+    let now = now_micros();
+    let answer = format!("{{\"to\":\"{}\"}}", number(1));
+    let mut tx = db.begin().await.expect("tx");
+    outbox::claim_idempotency(&mut tx, &key(), "SK1", "k-1", "fp", now)
+        .await
+        .expect("claim");
+    outbox::store_answer(&mut tx, &key(), "SK1", "k-1", 202, &answer)
+        .await
+        .expect("stored");
+    tx.commit().await.expect("commit");
+    let stored: String = on_db!(&db, |pool| sqlx::query_scalar(
+        "SELECT response_body FROM idempotency_keys WHERE key = 'k-1'"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("row"));
+    assert!(!stored.contains(&number(1)[1..]), "stored: {stored}");
+
+    // Within a day: replayed. After it: a new request.
+    let day = outbox::IDEMPOTENCY_KEPT_MICROS;
+    let mut tx = db.begin().await.expect("tx");
+    assert_eq!(
+        outbox::claim_idempotency(&mut tx, &key(), "SK1", "k-1", "fp", now + day - 1)
+            .await
+            .expect("claim"),
+        Idempotency::Replay {
+            status: 202,
+            body: answer
+        }
+    );
+    assert_eq!(
+        outbox::claim_idempotency(&mut tx, &key(), "SK1", "k-1", "other", now + day + 1)
+            .await
+            .expect("claim"),
+        Idempotency::New
+    );
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        outbox::purge_idempotency(&db, now + 2 * day + 2)
+            .await
+            .expect("purge"),
+        1
+    );
+}
+on_both!(an_idempotent_answer_is_stored_encrypted_and_forgotten_after_a_day);

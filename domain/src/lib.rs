@@ -10,6 +10,7 @@ pub mod money;
 #[cfg(feature = "phone")]
 pub mod phone;
 pub mod ratelimit;
+pub mod redact;
 pub mod segments;
 pub mod sending;
 pub mod signature;

@@ -67,6 +67,8 @@ async fn intake() {
         simulator_seed: Some(1),
         send_timeout: Duration::from_secs(15),
         worker: false,
+        request_timeout: std::time::Duration::from_secs(30),
+        metrics_token: None,
     };
     let app = Application::build(settings).await.expect("smsdesk builds");
     let base = format!("http://{}", app.address());
@@ -147,27 +149,28 @@ async fn dispatch() {
     open_limits(&db).await;
     let key = backend::crypto::DataKey::new(&[7u8; 32]);
     let s = backend::settings::sending(&db).await.expect("settings");
-    let mut prepared = Vec::new();
-    for n in 0..DISPATCH_MESSAGES {
-        let submission = backend::outbox::Submission {
+    let submissions: Vec<backend::intake::Submission> = (0..DISPATCH_MESSAGES)
+        .map(|n| backend::intake::Submission {
             to: number(n),
-            content: backend::outbox::Content::Body(format!("Shipment SS-{n} picked up")),
+            content: backend::intake::Content::Body(format!("Shipment SS-{n} picked up")),
             category: None,
             sender: None,
             validity_seconds: None,
-        };
-        prepared.push(
-            backend::outbox::prepare(&db, &key, &s, submission)
-                .await
-                .expect("db")
-                .expect("valid"),
-        );
+        })
+        .collect();
+    let intake = backend::intake::Intake::new(
+        db.clone(),
+        key.clone(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    let source = backend::outbox::Source::ApiKey("SKbench".into());
+    for chunk in submissions.chunks(1_000) {
+        let written = intake
+            .submit(&s, &source, chunk.to_vec(), now_micros())
+            .await
+            .expect("db");
+        assert!(written.iter().all(Result::is_ok), "every message is valid");
     }
-    let mut tx = db.begin().await.expect("tx");
-    backend::outbox::insert(&mut tx, &key, &prepared, "bench", now_micros())
-        .await
-        .expect("insert");
-    tx.commit().await.expect("commit");
 
     let fake = FakeTwilio::start().await;
     let client = TwilioClient::new(TwilioConfig {

@@ -11,16 +11,17 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backend::api_keys::{self, ApiKey, Presented};
 use backend::db::{DbError, now_micros};
-use backend::outbox::{self, Content, Idempotency, MessageView, Refusal, Submission};
+use backend::intake::{Content, Refusal, Submission};
+use backend::outbox::{self, Idempotency, MessageView, Source};
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat};
-use domain::template::Category;
+use domain::template::{Category, Priority};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -39,6 +40,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -68,12 +74,7 @@ impl IntoResponse for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        tracing::error!(error = %e, "API request failed on the database");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "smsdesk cannot reach its database right now; nothing was accepted: try again shortly",
-        )
+        unavailable(&e)
     }
 }
 
@@ -205,10 +206,13 @@ pub struct MessageJson {
     status: String,
     to: String,
     sender: Option<String>,
-    body: String,
+    /// `null` for two-factor messages: their codes are never shown again.
+    body: Option<String>,
     template: Option<String>,
-    category: Option<String>,
-    priority: &'static str,
+    category: Option<Category>,
+    priority: Priority,
+    /// Who sent it: `api_key:SK…` or `user:<e-mail>`.
+    source: String,
     segments: i64,
     encoding: String,
     attempts: i64,
@@ -222,14 +226,6 @@ pub struct MessageJson {
     events: Option<Vec<Value>>,
 }
 
-fn priority_name(rank: i64) -> &'static str {
-    match rank {
-        0 => "emergency",
-        1 => "two_factor",
-        _ => "normal",
-    }
-}
-
 impl From<&MessageView> for MessageJson {
     fn from(m: &MessageView) -> Self {
         MessageJson {
@@ -239,8 +235,9 @@ impl From<&MessageView> for MessageJson {
             sender: m.sender.clone(),
             body: m.body.clone(),
             template: m.template_key.clone(),
-            category: m.category.clone(),
-            priority: priority_name(m.priority),
+            category: m.category,
+            priority: m.priority,
+            source: m.source.to_string(),
             segments: m.segments,
             encoding: m.encoding.clone(),
             attempts: m.attempts,
@@ -260,12 +257,22 @@ impl From<&MessageView> for MessageJson {
 }
 
 /// What a batch or single request produced, before it is answered.
-struct Intake {
+struct Answer {
     status: StatusCode,
     body: Value,
 }
 
-/// Checks and writes `requests` (already parsed or refused), answering with `render`. With an
+/// The database is down: nothing was accepted.
+fn unavailable(e: &DbError) -> ApiError {
+    tracing::error!(error = %e, "API request failed on the database");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "smsdesk cannot reach its database right now; nothing was accepted: try again shortly",
+    )
+}
+
+/// Passes `items` (already parsed, or refused) through intake, answering with `render`. With an
 /// idempotency key, the answer is stored in the same transaction as the messages.
 async fn accept(
     sending: &Sending,
@@ -274,32 +281,8 @@ async fn accept(
     raw: &[u8],
     path: &str,
     items: Vec<Result<Submission, ApiError>>,
-    render: impl FnOnce(Vec<Result<MessageView, ApiError>>) -> Intake,
+    render: impl FnOnce(Vec<Result<MessageView, ApiError>>) -> Answer,
 ) -> Result<Response, ApiError> {
-    let settings = sending.settings().await.map_err(|e| match e {
-        backend::settings::SettingsStoreError::Db(e) => ApiError::from(e),
-        other => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "settings_unreadable",
-            other.to_string(),
-        ),
-    })?;
-    let mut prepared = Vec::new();
-    let mut slots: Vec<Result<usize, ApiError>> = Vec::with_capacity(items.len());
-    for item in items {
-        match item {
-            Err(e) => slots.push(Err(e)),
-            Ok(submission) => {
-                match outbox::prepare(&sending.db, &sending.key, &settings, submission).await? {
-                    Ok(p) => {
-                        slots.push(Ok(prepared.len()));
-                        prepared.push(p);
-                    }
-                    Err(r) => slots.push(Err(refusal_error(r))),
-                }
-            }
-        }
-    }
     let idempotency = headers
         .get("idempotency-key")
         .map(|v| {
@@ -310,136 +293,148 @@ async fn accept(
                 .ok_or_else(|| bad_request("Idempotency-Key must be 1 to 255 visible characters"))
         })
         .transpose()?;
-    let now = now_micros();
-    let source = format!("api_key:{}", key.id);
-    // With an Idempotency-Key the answer is stored in the same transaction as the messages;
-    // without one the messages go with intake's next group commit.
-    let mut tx = None;
-    if let Some(idem) = &idempotency {
-        let mut t = sending.db.begin().await?;
-        let fingerprint = outbox::fingerprint(&[path.as_bytes(), raw]);
-        match outbox::claim_idempotency(&mut t, &key.id, idem, &fingerprint, now).await? {
-            Idempotency::New => tx = Some(t),
-            Idempotency::Replay { status, body } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                let mut response = (status, body).into_response();
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                );
-                response.headers_mut().insert(
-                    "idempotent-replayed",
-                    header::HeaderValue::from_static("true"),
-                );
-                return Ok(response);
-            }
-            Idempotency::Mismatch => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used for a different request: use a new key for a new request",
-                ));
-            }
-        }
-    }
-    let accepted = match &mut tx {
-        Some(t) => outbox::insert(t, &sending.key, &prepared, &source, now).await?,
-        None if prepared.is_empty() => Vec::new(),
-        None => sending
-            .writer
-            .write(prepared.clone(), source)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "API request failed on the database");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "smsdesk cannot reach its database right now; nothing was accepted: try again shortly",
-                )
-            })?,
-    };
-    // The rows are this transaction's own: the views are built from what was written.
-    let mut views: Vec<Option<MessageView>> = prepared
-        .iter()
-        .zip(&accepted)
-        .map(|(p, a)| {
-            Some(MessageView {
-                id: a.id,
-                sid: a.sid.clone(),
-                to: p.e164.clone(),
-                to_masked: p.masked.clone(),
-                sender: p.sender.clone(),
-                body: p.body.clone(),
-                template_key: p.template_key.clone(),
-                category: p.category.map(|c| c.as_str().to_owned()),
-                priority: outbox::priority_rank(p.priority),
-                encoding: p.encoding.to_owned(),
-                segments: i64::from(p.segments),
-                status: domain::status::MessageStatus::Accepted,
-                state: "waiting".to_owned(),
-                attempts: 0,
-                provider_sid: None,
-                error_code: None,
-                error_message: None,
-                price_micros: None,
-                validity_until: p.validity_seconds.map(|s| now + i64::from(s) * 1_000_000),
-                due_at: a.created_at,
-                created_at: a.created_at,
-                updated_at: a.created_at,
-                dispatched_at: None,
+    let settings = sending.settings().await.map_err(|e| match e {
+        backend::settings::SettingsStoreError::Db(e) => unavailable(&e),
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "settings_unreadable",
+            other.to_string(),
+        ),
+    })?;
+    let intake = &sending.intake;
+    let source = Source::ApiKey(key.id.clone());
+    // Parsing errors keep their place; the rest go through intake's checks together.
+    let mut submissions = Vec::new();
+    let slots: Vec<Result<usize, ApiError>> = items
+        .into_iter()
+        .map(|item| {
+            item.map(|s| {
+                submissions.push(s);
+                submissions.len() - 1
             })
         })
         .collect();
-    let results: Vec<Result<MessageView, ApiError>> = slots
+    let checked = intake
+        .check(&settings, &source, submissions)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let (checked_slots, prepared) = backend::intake::split(checked);
+    let slots: Vec<Result<usize, ApiError>> = slots
         .into_iter()
-        .map(|slot| slot.map(|i| views[i].take().expect("each view is used once")))
+        .map(|slot| slot.and_then(|i| checked_slots[i].clone().map_err(refusal_error)))
         .collect();
-    let intake = render(results);
-    let body = intake.body.to_string();
-    if let (Some(idem), Some(mut t)) = (&idempotency, tx) {
-        outbox::store_answer(&mut t, &key.id, idem, intake.status.as_u16(), &body).await?;
-        t.commit().await?;
+    let now = now_micros();
+    let Some(idempotency) = idempotency else {
+        let written = intake
+            .write(prepared, &source, now)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let answer = render(backend::intake::merge(slots, written));
+        return Ok(json_response(answer.status, answer.body.to_string()));
+    };
+    // With an Idempotency-Key the messages and the answer are one transaction.
+    let mut tx = sending.db.begin().await.map_err(|e| unavailable(&e))?;
+    let fingerprint = outbox::fingerprint(&[path.as_bytes(), raw]);
+    match outbox::claim_idempotency(
+        &mut tx,
+        &sending.key,
+        &key.id,
+        &idempotency,
+        &fingerprint,
+        now,
+    )
+    .await
+    .map_err(|e| unavailable(&e))?
+    {
+        Idempotency::New => {}
+        Idempotency::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = json_response(status, body);
+            response.headers_mut().insert(
+                "idempotent-replayed",
+                header::HeaderValue::from_static("true"),
+            );
+            return Ok(response);
+        }
+        Idempotency::Mismatch => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request: use a new key for a new request",
+            ));
+        }
     }
-    if !accepted.is_empty() {
-        sending.wake.notify_one();
-    }
-    let mut response = (intake.status, body).into_response();
+    let written = intake
+        .write_in(&mut tx, prepared, &source, now)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let answer = render(backend::intake::merge(slots, written));
+    let body = answer.body.to_string();
+    outbox::store_answer(
+        &mut tx,
+        &sending.key,
+        &key.id,
+        &idempotency,
+        answer.status.as_u16(),
+        &body,
+    )
+    .await
+    .map_err(|e| unavailable(&e))?;
+    tx.commit().await.map_err(|e| unavailable(&e))?;
+    intake.written();
+    Ok(json_response(answer.status, body))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    response
+}
+
+/// Reads a request's body after its credentials were checked: up to `limit` bytes, else 413.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is over {limit} bytes: send fewer messages per request"),
+        )
+    })
 }
 
 /// `POST /api/v1/messages`: 202 with the message, or the reason it was refused.
 pub async fn create_message(
     State(sending): State<Sending>,
-    headers: HeaderMap,
-    raw: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let key = authenticate(&sending, &headers).await?;
+    let (parts, body) = request.into_parts();
+    let key = authenticate(&sending, &parts.headers).await?;
+    let raw = read_body(body, crate::startup::MAX_BODY_BYTES).await?;
     let request: MessageRequest = parse(&raw)?;
     let submission = request.into_submission()?;
     let mut refused: Option<ApiError> = None;
     let response = accept(
         &sending,
         &key,
-        &headers,
+        &parts.headers,
         &raw,
         "/api/v1/messages",
         vec![Ok(submission)],
         |mut results| match results.pop() {
-            Some(Ok(view)) => Intake {
+            Some(Ok(view)) => Answer {
                 status: StatusCode::ACCEPTED,
                 body: serde_json::to_value(MessageJson::from(&view)).expect("serializable"),
             },
             Some(Err(e)) => {
-                let intake = Intake {
+                let answer = Answer {
                     status: e.status,
                     body: e.body(),
                 };
                 refused = Some(e);
-                intake
+                answer
             }
             None => unreachable!("one submission gives one result"),
         },
@@ -453,27 +448,62 @@ pub async fn create_message(
     Ok(response)
 }
 
+/// How many messages a batch holds, counted without building them.
+struct Count(usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of messages")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        d.deserialize_seq(Counter)
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchCount {
+    messages: Count,
+}
+
 /// `POST /api/v1/messages/batch`: up to 1,000 messages, a result for each, in order.
 pub async fn create_batch(
     State(sending): State<Sending>,
-    headers: HeaderMap,
-    raw: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let key = authenticate(&sending, &headers).await?;
-    let batch: BatchRequest = parse(&raw)?;
-    if batch.messages.is_empty() {
+    let (parts, body) = request.into_parts();
+    let key = authenticate(&sending, &parts.headers).await?;
+    let raw = read_body(body, crate::startup::MAX_BATCH_BODY_BYTES).await?;
+    // Counted first, so that an oversized batch is refused before any message is built.
+    let BatchCount {
+        messages: Count(count),
+    } = parse(&raw)?;
+    if count == 0 {
         return Err(bad_request("`messages` is empty: give 1 to 1,000 messages"));
     }
-    if batch.messages.len() > MAX_BATCH {
+    if count > MAX_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "batch_too_large",
             format!(
-                "{} messages in one batch; at most {MAX_BATCH}: split it into several requests",
-                batch.messages.len()
+                "{count} messages in one batch; at most {MAX_BATCH}: split it into several requests"
             ),
         ));
     }
+    let batch: BatchRequest = parse(&raw)?;
     let items: Vec<Result<Submission, ApiError>> = batch
         .messages
         .into_iter()
@@ -486,7 +516,7 @@ pub async fn create_batch(
     accept(
         &sending,
         &key,
-        &headers,
+        &parts.headers,
         &raw,
         "/api/v1/messages/batch",
         items,
@@ -505,7 +535,7 @@ pub async fn create_batch(
                     }
                 })
                 .collect();
-            Intake {
+            Answer {
                 status: StatusCode::ACCEPTED,
                 body: json!({ "accepted": accepted, "refused": refused, "results": results }),
             }

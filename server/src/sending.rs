@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use backend::crypto::DataKey;
 use backend::db::{Db, now_micros};
+use backend::intake::Intake;
 use backend::settings::{Installation, SendingSettings, SettingsStoreError};
 use backend::simulator::Simulator;
 use backend::twilio::{Sender, TwilioClient, TwilioConfig};
@@ -50,8 +51,8 @@ pub struct Sending {
     pub default_sender: Sender,
     /// Wakes the worker when intake wrote something.
     pub wake: Arc<Notify>,
-    /// Intake's group commit.
-    pub writer: backend::outbox::Writer,
+    /// How every message enters.
+    pub intake: Intake,
     /// The sending settings as intake last read them (at most a second old).
     settings_cache: Arc<std::sync::Mutex<Option<(std::time::Instant, SendingSettings)>>>,
     /// How long a claim lasts: past it, a send whose outcome was not recorded is in doubt.
@@ -141,9 +142,8 @@ impl Sending {
                 )
             }
         };
-        let writer = backend::outbox::Writer::spawn(db.clone(), key.clone());
         Ok(Sending {
-            writer,
+            intake: Intake::new(db.clone(), key.clone(), wake.clone()),
             db: db.clone(),
             key,
             installation,
@@ -222,8 +222,9 @@ impl Sending {
             }
         }
         if let Provider::Simulator(sim) = &self.provider {
-            tasks.push(tokio::spawn(run_simulator(sim.clone(), stop)));
+            tasks.push(tokio::spawn(run_simulator(sim.clone(), stop.clone())));
         }
+        tasks.push(tokio::spawn(forget_idempotency_keys(self.db.clone(), stop)));
         tasks
     }
 }
@@ -255,6 +256,26 @@ async fn run_worker(worker: Worker, wake: Arc<Notify>, mut stop: watch::Receiver
         }
     }
     tracing::info!("the worker stopped");
+}
+
+/// Idempotency keys (and the answers stored with them) are kept a day: forgotten every ten
+/// minutes after that.
+async fn forget_idempotency_keys(db: Db, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = backend::outbox::purge_idempotency(&db, now_micros()).await {
+                    tracing::warn!(error = %e, "could not forget old idempotency keys; trying again in 10 minutes");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
 }
 
 async fn run_simulator(sim: Arc<Simulator>, mut stop: watch::Receiver<bool>) {

@@ -81,6 +81,26 @@ pub struct ServeArgs {
     /// Whether this instance sends (runs the worker); `false` for an intake-only instance.
     #[arg(long, env = "SMSDESK_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
     pub worker: bool,
+    /// Longest time one request to smsdesk may take, body included, in seconds (1 to 300);
+    /// past it the request is answered 408 and dropped (a client trickling its body holds
+    /// nothing for long).
+    #[arg(long, env = "SMSDESK_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// When set, `/metrics` asks for it as a bearer token (`Authorization: Bearer …`).
+    #[arg(long, env = "SMSDESK_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Log lines as `json` (one object a line, for log collectors) or `text`; `auto`: text at a
+    /// terminal, JSON otherwise.
+    #[arg(long, env = "SMSDESK_LOG_FORMAT", default_value = "auto")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
 }
 
 /// A setting that stops start-up.
@@ -137,6 +157,10 @@ pub struct Settings {
     pub send_timeout: std::time::Duration,
     /// Whether this instance runs the worker.
     pub worker: bool,
+    /// How long one request to smsdesk may take.
+    pub request_timeout: std::time::Duration,
+    /// The bearer token `/metrics` asks for, if any.
+    pub metrics_token: Option<SecretString>,
 }
 
 fn check_sid(
@@ -256,6 +280,24 @@ impl ServeArgs {
                 "the 32-character auth token from the Twilio console",
             ));
         }
+        if !(1..=300).contains(&self.request_timeout_seconds) {
+            return Err(bad(
+                "SMSDESK_REQUEST_TIMEOUT_SECONDS",
+                format!("{} is out of range", self.request_timeout_seconds),
+                "30 (seconds, 1 to 300)",
+            ));
+        }
+        if self
+            .metrics_token
+            .as_deref()
+            .is_some_and(|t| t.len() < 16 || t.chars().any(char::is_whitespace))
+        {
+            return Err(bad(
+                "SMSDESK_METRICS_TOKEN",
+                "is shorter than 16 characters or contains white space",
+                "the output of `openssl rand -hex 24`",
+            ));
+        }
         if !(1..=120).contains(&self.send_timeout_seconds) {
             return Err(bad(
                 "SMSDESK_SEND_TIMEOUT_SECONDS",
@@ -341,6 +383,8 @@ impl ServeArgs {
             simulator_seed: self.simulator_seed,
             send_timeout: std::time::Duration::from_secs(self.send_timeout_seconds),
             worker: self.worker,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
+            metrics_token: self.metrics_token.map(SecretString::from),
         })
     }
 }

@@ -15,6 +15,9 @@ use backend::db::Db;
 use backend::sessions::Store;
 use secrecy::SecretString;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
@@ -90,7 +93,6 @@ impl Application {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready))
             .with_state(Health { db: db.clone() });
-        let wake = sending.wake.clone();
         let state = app::state::AppState {
             db: db.clone(),
             key: sending.key.clone(),
@@ -102,7 +104,7 @@ impl Application {
                     s.clone()
                 }
             },
-            wake: std::sync::Arc::new(move || wake.notify_one()),
+            intake: sending.intake.clone(),
         };
         let console = web::router(leptos_options, move || {
             leptos::prelude::provide_context(state.clone())
@@ -146,7 +148,27 @@ impl Application {
             .route(sending::STATUS_PATH, post(webhooks::status))
             .with_state(sending.clone())
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-        let router = Router::new().merge(machines).merge(console);
+        let router = Router::new()
+            .merge(machines)
+            .merge(console)
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                settings.request_timeout,
+            ))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_request(())
+                    .on_response(
+                        tower_http::trace::DefaultOnResponse::new()
+                            .level(tracing::Level::DEBUG)
+                            .latency_unit(tower_http::LatencyUnit::Micros),
+                    ),
+            )
+            // Every request gets an id (the caller's `X-Request-Id`, else a new one), carried by
+            // its log lines and given back in the response.
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
 
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let tasks = sending.spawn(&settings, stop_rx);
@@ -189,6 +211,22 @@ impl Application {
         self.db.close().await;
         Ok(())
     }
+}
+
+/// A request's span: its method, path and request id (never its query string, which could hold
+/// a number).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+    )
 }
 
 /// `/readyz`: 200 when the database answers, 503 (with the reason in the log) when it does not.

@@ -9,8 +9,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use backend::api_keys::ApiKey;
 use backend::db::now_micros;
-use backend::outbox::{self, Content, MessageView, Submission};
+use backend::intake::{Content, Submission};
+use backend::outbox::{self, MessageView, Source};
 use chrono::DateTime;
 use serde_json::{Value, json};
 
@@ -41,7 +43,8 @@ fn message_json(account_sid: &str, m: &MessageView, from: &str) -> Value {
     json!({
         "account_sid": account_sid,
         "api_version": "2010-04-01",
-        "body": m.body,
+        // Two-factor codes are never shown again: an empty body, as Twilio shows a redacted one.
+        "body": m.body.as_deref().unwrap_or_default(),
         "date_created": rfc2822(Some(m.created_at)),
         "date_sent": rfc2822(m.dispatched_at),
         "date_updated": rfc2822(Some(m.updated_at)),
@@ -62,17 +65,34 @@ fn message_json(account_sid: &str, m: &MessageView, from: &str) -> Value {
     })
 }
 
-async fn check(sending: &Sending, headers: &HeaderMap, account_sid: &str) -> Option<Response> {
-    if let Err(e) = api::authenticate(sending, headers).await {
-        let _ = e;
-        return Some(twilio_error(
-            StatusCode::UNAUTHORIZED,
-            20003,
-            "Authenticate: use an smsdesk API key id (SK...) as the username and its secret as the password",
-        ));
-    }
+fn unavailable() -> Response {
+    twilio_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        20500,
+        "smsdesk cannot reach its database right now; nothing was sent: try again shortly",
+    )
+}
+
+/// The caller's API key, or Twilio's answer: 401 / 20003 for credentials, 503 / 20500 when the
+/// database cannot say (an outage is not a wrong password), 404 / 20404 for another account.
+async fn check(
+    sending: &Sending,
+    headers: &HeaderMap,
+    account_sid: &str,
+) -> Result<ApiKey, Response> {
+    let key = match api::authenticate(sending, headers).await {
+        Ok(key) => key,
+        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => return Err(unavailable()),
+        Err(_) => {
+            return Err(twilio_error(
+                StatusCode::UNAUTHORIZED,
+                20003,
+                "Authenticate: use an smsdesk API key id (SK...) as the username and its secret as the password",
+            ));
+        }
+    };
     if account_sid != sending.installation.account_sid {
-        return Some(twilio_error(
+        return Err(twilio_error(
             StatusCode::NOT_FOUND,
             20404,
             format!(
@@ -81,7 +101,7 @@ async fn check(sending: &Sending, headers: &HeaderMap, account_sid: &str) -> Opt
             ),
         ));
     }
-    None
+    Ok(key)
 }
 
 fn default_from(sending: &Sending) -> String {
@@ -100,30 +120,30 @@ pub async fn create(
     body: Bytes,
 ) -> Response {
     let account_sid = account.trim_end_matches(".json").to_owned();
-    if let Some(denied) = check(&sending, &headers, &account_sid).await {
-        return denied;
-    }
-    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+    let key = match check(&sending, &headers, &account_sid).await {
+        Ok(key) => key,
+        Err(denied) => return denied,
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<CreateForm>(&body) else {
         return twilio_error(
             StatusCode::BAD_REQUEST,
             20001,
-            "The request body is not a form",
+            "The request body is not a form of Twilio's Messages parameters",
         );
     };
-    let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let Some(to) = get("To") else {
+    let Some(to) = form.to else {
         return twilio_error(
             StatusCode::BAD_REQUEST,
             21604,
             "A 'To' phone number is required.",
         );
     };
-    let Some(text) = get("Body").filter(|b| !b.is_empty()) else {
+    let Some(text) = form.body.filter(|b| !b.is_empty()) else {
         return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
     };
     let default = default_from(&sending);
-    let sender = get("From").filter(|f| *f != default);
-    let validity_seconds = match get("ValidityPeriod").map(|v| v.parse::<u32>()) {
+    let sender = form.from.filter(|f| *f != default);
+    let validity_seconds = match form.validity_period.as_deref().map(str::parse::<u32>) {
         None => None,
         Some(Ok(v)) => Some(v),
         Some(Err(_)) => {
@@ -145,53 +165,42 @@ pub async fn create(
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "Twilio-compatible create: settings unreadable");
-            return twilio_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                20500,
-                "smsdesk cannot read its settings; nothing was sent: try again",
-            );
+            return unavailable();
         }
     };
-    let unavailable = || {
-        twilio_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            20500,
-            "smsdesk cannot reach its database; nothing was sent: try again",
-        )
-    };
-    let prepared = match outbox::prepare(&sending.db, &sending.key, &settings, submission).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(r)) => {
-            return twilio_error(
-                StatusCode::BAD_REQUEST,
-                r.twilio_code.unwrap_or(21211),
-                r.message,
-            );
-        }
-        Err(_) => return unavailable(),
-    };
-    let now = now_micros();
-    let written = async {
-        let mut tx = sending.db.begin().await?;
-        let accepted =
-            outbox::insert(&mut tx, &sending.key, &[prepared], "twilio_api", now).await?;
-        tx.commit().await?;
-        Ok::<_, backend::db::DbError>(accepted)
-    }
-    .await;
-    let Ok(accepted) = written else {
-        return unavailable();
-    };
-    sending.wake.notify_one();
-    let sid = &accepted[0].sid;
-    match outbox::find(&sending.db, &sending.key, sid).await {
-        Ok(Some(view)) => (
+    let source = Source::ApiKey(key.id);
+    let outcome = sending
+        .intake
+        .submit(&settings, &source, vec![submission], now_micros())
+        .await;
+    match outcome.map(|mut results| results.pop()) {
+        Ok(Some(Ok(view))) => (
             StatusCode::CREATED,
             Json(message_json(&account_sid, &view, &default)),
         )
             .into_response(),
-        _ => unavailable(),
+        Ok(Some(Err(r))) => twilio_error(
+            StatusCode::BAD_REQUEST,
+            r.twilio_code.unwrap_or(21211),
+            r.message,
+        ),
+        Ok(None) => unreachable!("one submission gives one result"),
+        Err(e) => {
+            tracing::error!(error = %e, "Twilio-compatible create failed on the database");
+            unavailable()
+        }
     }
+}
+
+/// The form parameters of Twilio's Messages create that smsdesk reads; others (`StatusCallback`,
+/// `MediaUrl`, ...) are accepted and ignored, as Twilio's libraries send what their caller gives.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateForm {
+    to: Option<String>,
+    from: Option<String>,
+    body: Option<String>,
+    validity_period: Option<String>,
 }
 
 /// `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`.
@@ -200,7 +209,7 @@ pub async fn fetch(
     Path((account_sid, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(denied) = check(&sending, &headers, &account_sid).await {
+    if let Err(denied) = check(&sending, &headers, &account_sid).await {
         return denied;
     }
     let sid = file.trim_end_matches(".json");
@@ -215,10 +224,9 @@ pub async fn fetch(
                 "The requested resource /2010-04-01/Accounts/{account_sid}/Messages/{sid}.json was not found"
             ),
         ),
-        Err(_) => twilio_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            20500,
-            "smsdesk cannot reach its database: try again",
-        ),
+        Err(e) => {
+            tracing::error!(error = %e, "Twilio-compatible fetch failed on the database");
+            unavailable()
+        }
     }
 }

@@ -203,7 +203,8 @@ async fn sigterm_lets_the_send_in_flight_finish_and_record_it() {
         .expect("db")
         .expect("message");
     assert_eq!(
-        m.state, "done",
+        m.state,
+        backend::outbox::MessageState::Done,
         "the answer that came after SIGTERM was recorded"
     );
     assert_eq!(

@@ -8,8 +8,9 @@ mod common;
 
 use backend::audit::Actor;
 use backend::testing::Backend;
-use common::{AUTH_TOKEN, TestApp, spawn_app};
+use common::{AUTH_TOKEN, TestApp, spawn_app, spawn_app_with};
 use domain::signature::AuthToken;
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 struct Key {
@@ -250,7 +251,8 @@ async fn a_batch_answers_each_message_in_order(backend: Backend) {
     let batch = json!({ "messages": [
         { "to": "+14155552671", "body": "one" },
         { "to": "nonsense", "body": "two" },
-        { "to": "+61 412 345 678", "body": "three", "category": "emergency" },
+        { "to": "+61 412 345 678", "body": "three", "category": "driver" },
+        { "to": "+14155552672", "body": "Evacuate", "category": "emergency" },
     ]});
     let r = send(
         &app,
@@ -263,12 +265,14 @@ async fn a_batch_answers_each_message_in_order(backend: Backend) {
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(
         (r.body["accepted"].as_i64(), r.body["refused"].as_i64()),
-        (Some(2), Some(1))
+        (Some(2), Some(2))
     );
     let results = r.body["results"].as_array().expect("results");
     assert_eq!(results[0]["status"], "accepted");
     assert_eq!(results[1]["error"]["code"], "invalid_number");
     assert_eq!(results[2]["index"], 2);
+    // A service cannot give free text emergency priority (it names an emergency template).
+    assert_eq!(results[3]["error"]["code"], "category_not_allowed");
     assert_eq!(message_count(&app).await, 2);
     let too_many = json!({ "messages": vec![json!({"to": "+14155552671", "body": "x"}); 1_001] });
     let r = send(
@@ -469,3 +473,193 @@ async fn twilio_python_sends_through_the_compatible_endpoint(backend: Backend) {
     );
 }
 on_both!(twilio_python_sends_through_the_compatible_endpoint);
+
+/// A body that sends `first` and then never ends (a client trickling its request).
+fn endless_body(first: &'static str) -> reqwest::Body {
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(first) })
+        .chain(futures::stream::pending());
+    reqwest::Body::wrap_stream(stream)
+}
+
+async fn the_batch_endpoint_checks_the_key_before_reading_the_body(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // If smsdesk read the body first, this request would wait for a body that never ends.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reqwest::Client::new()
+            .post(app.url("/api/v1/messages/batch"))
+            .basic_auth("SK0000", Some("wrong"))
+            .header("content-type", "application/json")
+            .body(endless_body("{\"messages\": ["))
+            .send(),
+    )
+    .await
+    .expect("answered without the body")
+    .expect("POST");
+    assert_eq!(answer.status().as_u16(), 401);
+}
+on_both!(the_batch_endpoint_checks_the_key_before_reading_the_body);
+
+async fn a_request_that_never_finishes_its_body_is_cut_off(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.request_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let key = api_key(&app).await;
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reqwest::Client::new()
+            .post(app.url("/api/v1/messages"))
+            .basic_auth(&key.id, Some(&key.secret))
+            .header("content-type", "application/json")
+            .body(endless_body("{\"to\": "))
+            .send(),
+    )
+    .await
+    .expect("cut off by smsdesk, not by this test")
+    .expect("POST");
+    assert_eq!(answer.status().as_u16(), 408);
+    assert_eq!(message_count(&app).await, 0);
+}
+on_both!(a_request_that_never_finishes_its_body_is_cut_off);
+
+async fn a_database_outage_is_503_on_both_apis_never_401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    // The server's own pool goes away, as when the database stops answering.
+    app.sending.db.close().await;
+    let json = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        r#"{"to": "+14155552671", "body": "hi"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (json.status, json.body["error"]["code"].as_str()),
+        (503, Some("database_unavailable"))
+    );
+    let account = &app.sending.installation.account_sid;
+    let twilio = reqwest::Client::new()
+        .post(app.url(&format!("/2010-04-01/Accounts/{account}/Messages.json")))
+        .basic_auth(&key.id, Some(&key.secret))
+        .form(&[("To", "+14155552671"), ("Body", "hi")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(twilio.status().as_u16(), 503);
+    let body: Value = twilio.json().await.expect("Twilio's error shape");
+    assert_eq!(
+        (body["code"].as_i64(), body["status"].as_i64()),
+        (Some(20500), Some(503))
+    );
+    assert!(body["more_info"].as_str().is_some());
+}
+on_both!(a_database_outage_is_503_on_both_apis_never_401);
+
+async fn every_route_records_who_sent_the_message(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let one = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        r#"{"to": "+14155552671", "body": "one"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(one.status, 202);
+    assert_eq!(one.body["source"], format!("api_key:{}", key.id));
+    let batch = send(
+        &app,
+        &key,
+        "/api/v1/messages/batch",
+        r#"{"messages": [{"to": "+14155552672", "body": "two"}]}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(batch.status, 202);
+    let account = &app.sending.installation.account_sid;
+    let twilio = reqwest::Client::new()
+        .post(app.url(&format!("/2010-04-01/Accounts/{account}/Messages.json")))
+        .basic_auth(&key.id, Some(&key.secret))
+        .form(&[("To", "+14155552673"), ("Body", "three")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(twilio.status().as_u16(), 201);
+    let dispatcher = app.signed_in(domain::access::Role::Dispatcher).await;
+    let sent = dispatcher
+        .call_json(
+            "send_messages",
+            &json!({ "draft": { "recipients": "+14155552674", "template": null,
+                "variables": {}, "body": "four", "category": null } }),
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.text);
+    let sources: Vec<String> = backend::on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT source FROM messages ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await
+    .expect("sources"));
+    let api = format!("api_key:{}", key.id);
+    assert_eq!(sources[..3], [api.clone(), api.clone(), api]);
+    assert!(sources[3].starts_with("user:"), "{}", sources[3]);
+}
+on_both!(every_route_records_who_sent_the_message);
+
+async fn two_factor_codes_are_not_returned_by_any_read(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let created = send(
+        &app,
+        &key,
+        "/api/v1/messages",
+        r#"{"to": "+14155552671", "template": "two_factor_auth",
+            "variables": {"code": "482913", "minutes": "10"}}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 202, "{}", created.body);
+    assert_eq!(created.body["body"], Value::Null);
+    let sid = created.body["id"].as_str().expect("id").to_owned();
+    let read = get(&app, &key, &format!("/api/v1/messages/{sid}")).await;
+    assert_eq!(read.status, 200);
+    assert!(!read.body.to_string().contains("482913"), "{}", read.body);
+    let account = &app.sending.installation.account_sid;
+    let fetched = reqwest::Client::new()
+        .get(app.url(&format!(
+            "/2010-04-01/Accounts/{account}/Messages/{sid}.json"
+        )))
+        .basic_auth(&key.id, Some(&key.secret))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    assert!(!fetched.contains("482913"), "{fetched}");
+}
+on_both!(two_factor_codes_are_not_returned_by_any_read);
+
+async fn every_response_carries_a_request_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let fresh = reqwest::get(app.url("/healthz")).await.expect("GET");
+    let id = fresh
+        .headers()
+        .get("x-request-id")
+        .expect("a request id is given")
+        .to_str()
+        .expect("text");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let kept = reqwest::Client::new()
+        .get(app.url("/api/v1/messages/SM0"))
+        .header("x-request-id", "caller-chose-this")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(kept.headers()["x-request-id"], "caller-chose-this");
+}
+on_both!(every_response_carries_a_request_id);

@@ -222,11 +222,14 @@ pub fn recipient_lines(text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// Checks a draft through intake (one pass over every recipient, a fixed number of queries):
+/// what sending would do, and the messages ready to write.
 #[cfg(feature = "ssr")]
 async fn review_draft(
     draft: &SendDraft,
-) -> Result<(Review, Vec<backend::outbox::Prepared>), AppError> {
-    use backend::outbox::{Content, RefusalCode, Submission};
+    source: &backend::outbox::Source,
+) -> Result<(Review, Vec<backend::intake::Prepared>), AppError> {
+    use backend::intake::{Content, RefusalCode, Submission};
     let st = state()?;
     let settings = backend::settings::sending(&st.db)
         .await
@@ -252,6 +255,21 @@ async fn review_draft(
         },
         _ => Content::Body(draft.body.clone()),
     };
+    let submissions = lines
+        .iter()
+        .map(|(_, input)| Submission {
+            to: input.clone(),
+            content: content.clone(),
+            category: draft.category,
+            sender: None,
+            validity_seconds: None,
+        })
+        .collect();
+    let checked = st
+        .intake
+        .check(&settings, source, submissions)
+        .await
+        .map_err(|e| AppError::internal("checking recipients", &e))?;
     let mut review = Review {
         valid: 0,
         invalid: 0,
@@ -267,20 +285,10 @@ async fn review_draft(
     };
     let mut prepared = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (line, input) in lines {
-        let submission = Submission {
-            to: input.clone(),
-            content: content.clone(),
-            category: draft.category,
-            sender: None,
-            validity_seconds: None,
-        };
-        let outcome = backend::outbox::prepare(&st.db, &st.key, &settings, submission)
-            .await
-            .map_err(|e| AppError::internal("checking recipients", &e))?;
+    for ((line, input), outcome) in lines.into_iter().zip(checked) {
         let (kind, reason) = match outcome {
             Ok(p) => {
-                if !seen.insert(p.e164.clone()) {
+                if !seen.insert(p.to_hash.clone()) {
                     review.duplicates += 1;
                     ("duplicate", format!("{} is already in the list", p.masked))
                 } else {
@@ -336,51 +344,44 @@ async fn review_draft(
 }
 
 #[cfg(feature = "ssr")]
+fn source_of(user: &crate::auth::SessionUser) -> backend::outbox::Source {
+    backend::outbox::Source::User(user.email.clone())
+}
+
+#[cfg(feature = "ssr")]
 const SEND: &str = "send messages";
 
 /// Checks every recipient and the message, without sending.
 #[server(endpoint = "review_send", input = server_fn::codec::Json)]
 pub async fn review_send(draft: SendDraft) -> Result<Review, AppError> {
-    require(Permission::SendMessages, SEND).await?;
-    Ok(review_draft(&draft).await?.0)
+    let user = require(Permission::SendMessages, SEND).await?;
+    Ok(review_draft(&draft, &source_of(&user)).await?.0)
 }
 
 /// Sends to every valid recipient (all written to the outbox in one transaction).
 #[server(endpoint = "send_messages", input = server_fn::codec::Json)]
 pub async fn send_messages(draft: SendDraft) -> Result<Sent, AppError> {
     let user = require(Permission::SendMessages, SEND).await?;
-    let (review, prepared) = review_draft(&draft).await?;
+    let source = source_of(&user);
+    let (review, prepared) = review_draft(&draft, &source).await?;
     if let Some(e) = &review.message_error {
         return Err(AppError::invalid("body", e.clone()).respond());
     }
     if prepared.is_empty() {
         return Err(AppError::invalid("recipients", "no valid recipient to send to").respond());
     }
-    let st = state()?;
-    let source = format!("user:{}", user.email);
-    let written = async {
-        let mut tx = st.db.begin().await?;
-        let accepted = backend::outbox::insert(
-            &mut tx,
-            &st.key,
-            &prepared,
-            &source,
-            backend::db::now_micros(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, backend::db::DbError>(accepted)
-    }
-    .await
-    .map_err(|e| AppError::internal("writing the messages", &e))?;
-    (st.wake)();
+    let written = state()?
+        .intake
+        .write(prepared, &source, backend::db::now_micros())
+        .await
+        .map_err(|e| AppError::internal("writing the messages", e.as_ref()))?;
     tracing::info!(
         user_id = user.id,
         count = written.len(),
         "messages sent from the console"
     );
     Ok(Sent {
-        sids: written.into_iter().map(|a| a.sid).collect(),
+        sids: written.into_iter().map(|m| m.sid).collect(),
         review,
     })
 }

@@ -5,27 +5,36 @@ use std::process::ExitCode;
 
 use secrecy::ExposeSecret;
 
-use crate::settings::ServeArgs;
+use crate::settings::{LogFormat, ServeArgs};
 use crate::startup::Application;
 
-/// Logs go to standard error: readable text at a terminal, JSON lines otherwise (`RUST_LOG`
-/// filters, default `info`).
-pub fn init_tracing() {
+/// Logs go to standard error: readable text or JSON lines (`SMSDESK_LOG_FORMAT`; by default
+/// text at a terminal, JSON otherwise). `RUST_LOG` filters, default `info`.
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_sessions=warn")
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.compact().init();
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
     } else {
-        builder.json().init();
+        builder.compact().init();
     }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    init_tracing(args.log_format);
     let settings = match args.check() {
         Ok(s) => s,
         Err(e) => {

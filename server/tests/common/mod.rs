@@ -88,6 +88,8 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
         simulator_seed: Some(1),
         send_timeout: std::time::Duration::from_secs(5),
         worker: false,
+        request_timeout: std::time::Duration::from_secs(30),
+        metrics_token: None,
     };
     change(&mut settings);
     let app = Application::build(settings).await.expect("smsdesk builds");

@@ -1,0 +1,87 @@
+//! A batch costs a fixed number of queries, whatever its size: the count of statements sqlx
+//! runs (its `sqlx::query` log events, counted by a subscriber for this whole test binary) is the
+//! same for 10 messages as for 1,000, on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use backend::crypto::DataKey;
+use backend::db::{Db, now_micros};
+use backend::intake::{Content, Intake, Submission};
+use backend::outbox::Source;
+use backend::testing::TestDb;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Counts the statements sqlx runs.
+struct Statements(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> Layer<S> for Statements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn template_batch(n: u32) -> Vec<Submission> {
+    (0..n)
+        .map(|i| Submission {
+            to: format!("+1415555{:04}", 2000 + i),
+            content: Content::Template {
+                key: "shipment_delivered".into(),
+                variables: [
+                    ("tracking_number".to_owned(), format!("SS-{i}")),
+                    ("recipient_name".to_owned(), "Ada".to_owned()),
+                ]
+                .into(),
+            },
+            category: None,
+            sender: None,
+            validity_seconds: None,
+        })
+        .collect()
+}
+
+/// Statements run to check and write a batch of `n` (settings read beforehand, as the server
+/// caches them).
+async fn statements_for(db: &Db, counter: &AtomicUsize, n: u32) -> usize {
+    let settings = backend::settings::sending(db).await.expect("settings");
+    let intake = Intake::new(
+        db.clone(),
+        DataKey::new(&[7u8; 32]),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let source = Source::ApiKey("SKqueries".into());
+    let before = counter.load(Ordering::SeqCst);
+    let results = intake
+        .submit(&settings, &source, template_batch(n), now_micros())
+        .await
+        .expect("written");
+    let after = counter.load(Ordering::SeqCst);
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), n as usize);
+    after - before
+}
+
+async fn measure(db: &Db, counter: &AtomicUsize) -> (usize, usize) {
+    backend::templates::seed_defaults(db).await.expect("seeded");
+    let small = statements_for(db, counter, 10).await;
+    let large = statements_for(db, counter, 1_000).await;
+    (small, large)
+}
+
+// One test in this binary, both backends in turn: the counter is process-wide.
+#[tokio::test]
+async fn a_batch_costs_the_same_few_queries_whatever_its_size() {
+    let counter = Arc::new(AtomicUsize::new(0));
+    tracing_subscriber::registry()
+        .with(Statements(counter.clone()))
+        .init();
+    for t in [TestDb::sqlite().await, TestDb::postgres().await] {
+        let (small, large) = measure(&t.db, &counter).await;
+        // Consent, the template, the messages, their events (with BEGIN and COMMIT).
+        assert_eq!(small, large, "10 messages: {small}, 1,000: {large}");
+        assert!(large <= 6, "{large} statements for 1,000 messages");
+        t.cleanup().await;
+    }
+}
