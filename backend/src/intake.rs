@@ -16,6 +16,7 @@ use domain::sending::SendingSettings;
 use domain::template::{Category, DEFAULT_TWO_FACTOR_TTL_SECONDS, MAX_TTL_SECONDS, Priority};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
@@ -254,10 +255,14 @@ impl Intake {
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
+        let span = tracing::info_span!("intake", source = source.kind(), messages = prepared.len());
         let accepted = self
             .writer
             .write(prepared.clone(), source.clone(), now)
+            .instrument(span.clone())
             .await?;
+        span.in_scope(|| log_accepted(&accepted));
+        crate::telemetry::accepted(source, accepted.len());
         self.wake.notify_one();
         Ok(views(prepared, accepted, source, now))
     }
@@ -272,7 +277,12 @@ impl Intake {
         now: i64,
     ) -> Result<Vec<MessageView>, DbError> {
         let pairs: Vec<(&Prepared, &Source)> = prepared.iter().map(|p| (p, source)).collect();
-        let accepted = outbox::insert_many(tx, &self.key, &pairs, now).await?;
+        let span = tracing::info_span!("intake", source = source.kind(), messages = pairs.len());
+        let accepted = outbox::insert_many(tx, &self.key, &pairs, now)
+            .instrument(span.clone())
+            .await?;
+        span.in_scope(|| log_accepted(&accepted));
+        crate::telemetry::accepted(source, accepted.len());
         Ok(views(prepared, accepted, source, now))
     }
 
@@ -290,23 +300,34 @@ impl Intake {
         now: i64,
     ) -> Result<Vec<Result<MessageView, Refusal>>, Arc<DbError>> {
         let checked = self.check(settings, source, submissions).await?;
-        let (slots, prepared) = split(checked);
+        let (slots, prepared) = split(source, checked);
         let views = self.write(prepared, source, now).await?;
         Ok(merge(slots, views))
     }
 }
 
-/// Separates what passed from what was refused: a slot per submission (the index of its
-/// prepared message, or its refusal) and the prepared messages.
-pub fn split(checked: Checked) -> (Vec<Result<usize, Refusal>>, Vec<Prepared>) {
+/// A debug line per message written, so a message's id leads to its intake in the logs.
+fn log_accepted(accepted: &[Accepted]) {
+    for a in accepted {
+        tracing::debug!(message_id = a.id, sid = %a.sid, "accepted");
+    }
+}
+
+/// Separates what passed from what was refused (counting the refusals): a slot per submission
+/// (the index of its prepared message, or its refusal) and the prepared messages.
+pub fn split(source: &Source, checked: Checked) -> (Vec<Result<usize, Refusal>>, Vec<Prepared>) {
     let mut prepared = Vec::new();
     let slots = checked
         .into_iter()
-        .map(|c| {
-            c.map(|p| {
+        .map(|c| match c {
+            Ok(p) => {
                 prepared.push(p);
-                prepared.len() - 1
-            })
+                Ok(prepared.len() - 1)
+            }
+            Err(r) => {
+                crate::telemetry::refused(source, r.code);
+                Err(r)
+            }
         })
         .collect();
     (slots, prepared)

@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod sessions;
 pub mod settings;
 pub mod simulator;
+pub mod telemetry;
 pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -628,6 +628,39 @@ pub async fn events(db: &Db, message_id: i64) -> Result<Vec<Event>, DbError> {
     .await?))
 }
 
+/// The outbox's waiting messages: how many per priority, and when the oldest was written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Queue {
+    pub waiting: Vec<(Priority, i64)>,
+    /// When the oldest waiting message was written (µs), if any waits.
+    pub oldest_created_at: Option<i64>,
+}
+
+/// Reads the queue (for `/metrics`): one query.
+pub async fn queue(db: &Db) -> Result<Queue, DbError> {
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, (i64, i64, i64)>(
+        "SELECT priority, COUNT(*), MIN(created_at) FROM messages WHERE state = 'waiting'
+             GROUP BY priority"
+    )
+    .fetch_all(pool)
+    .await?);
+    let mut queue = Queue {
+        waiting: Priority::ALL.into_iter().map(|p| (p, 0)).collect(),
+        oldest_created_at: None,
+    };
+    for (rank, count, oldest) in rows {
+        let Some(priority) = priority_of_rank(rank) else {
+            tracing::error!(priority = rank, "waiting messages with an unknown priority");
+            continue;
+        };
+        if let Some(slot) = queue.waiting.iter_mut().find(|(p, _)| *p == priority) {
+            slot.1 = count;
+        }
+        queue.oldest_created_at = Some(queue.oldest_created_at.map_or(oldest, |o| o.min(oldest)));
+    }
+    Ok(queue)
+}
+
 /// How many messages are waiting or being sent, by priority rank (for progress and the send page).
 pub async fn backlog(db: &Db) -> Result<i64, DbError> {
     Ok(on_db!(db, |pool| sqlx::query_scalar::<_, i64>(

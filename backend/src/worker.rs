@@ -28,13 +28,14 @@ use domain::redact::mask_numbers;
 use domain::status::{MessageStatus, Transition};
 use futures::StreamExt;
 use rand::Rng;
+use tracing::Instrument;
 
-use crate::consent;
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
 use crate::settings::{self, SendingSettings, SettingsStoreError};
 use crate::simulator::Simulator;
 use crate::twilio::{self, NewMessage, Sender, TwilioClient, TwilioError};
+use crate::{consent, telemetry};
 use crate::{on_db, on_tx};
 
 const SECOND: i64 = 1_000_000;
@@ -161,6 +162,7 @@ struct Claimed {
     in_doubt: bool,
     attempts: i64,
     attempt_started_at: Option<i64>,
+    due_at: i64,
 }
 
 /// What became of one claimed message.
@@ -208,7 +210,10 @@ impl Worker {
     pub async fn try_execute_task(&self, now: i64) -> Result<Step, WorkerError> {
         let settings = settings::sending(&self.db).await?;
         let mut step = Step::default();
-        let claimed = self.claim(now, &settings, &mut step).await?;
+        let claimed = self
+            .claim(now, &settings, &mut step)
+            .instrument(tracing::debug_span!("claim"))
+            .await?;
         step.claimed = claimed.len();
         if claimed.is_empty() {
             return Ok(step);
@@ -221,7 +226,14 @@ impl Worker {
                 let outcome = if claimed_at.elapsed() > self.config.start_window {
                     Outcome::NotStarted
                 } else {
-                    self.dispatch(&c, now, settings_ref).await
+                    telemetry::limit_wait((now - c.due_at) as f64 / SECOND as f64);
+                    let started = std::time::Instant::now();
+                    let outcome = self
+                        .dispatch(&c, now, settings_ref)
+                        .instrument(tracing::info_span!("send", message_id = c.id))
+                        .await;
+                    telemetry::dispatch_latency(started.elapsed().as_secs_f64());
+                    outcome
                 };
                 (c, outcome)
             })
@@ -297,7 +309,7 @@ impl Worker {
 
         let mut candidates = on_tx!(&mut tx, |conn| sqlx::query_as::<_, Claimed>(
             "SELECT id, to_encrypted, to_hash, sender, body, segments, priority, smart_encoded,
-                     validity_until, state, in_doubt, attempts, attempt_started_at
+                     validity_until, state, in_doubt, attempts, attempt_started_at, due_at
                  FROM messages WHERE state = 'sending' AND lease_until < $1
                  ORDER BY priority, id LIMIT $2"
         )
@@ -309,7 +321,7 @@ impl Worker {
         if more > 0 {
             candidates.extend(on_tx!(&mut tx, |conn| sqlx::query_as::<_, Claimed>(
                 "SELECT id, to_encrypted, to_hash, sender, body, segments, priority, smart_encoded,
-                         validity_until, state, in_doubt, attempts, attempt_started_at
+                         validity_until, state, in_doubt, attempts, attempt_started_at, due_at
                      FROM messages WHERE state = 'waiting' AND due_at <= $1
                      ORDER BY priority, id LIMIT $2"
             )
@@ -475,6 +487,7 @@ impl Worker {
             });
         }
         step.deferred = deferred.len();
+        telemetry::deferred(step.deferred);
         let mut by_due: HashMap<i64, Vec<i64>> = HashMap::new();
         for (id, due) in deferred {
             by_due.entry(due).or_default().push(id);
@@ -577,15 +590,18 @@ impl Worker {
             let attempts = c.attempts + 1;
             match outcome {
                 Outcome::Sent(m) => {
+                    telemetry::dispatched("sent", None);
                     sent.push((c.id, m, false));
                     step.sent += 1;
                 }
                 Outcome::FoundSent(m) => {
+                    telemetry::dispatched("found_sent", None);
                     sent.push((c.id, m, true));
                     step.sent += 1;
                     step.found_in_doubt += 1;
                 }
                 Outcome::Unknown(e) => {
+                    telemetry::dispatched("unknown", None);
                     if attempts >= i64::from(settings.retries.max_attempts) {
                         fail(
                             &mut tx,
@@ -644,19 +660,23 @@ impl Worker {
                         .await?;
                     }
                     if attempts < allowed {
+                        telemetry::dispatched("retry", code);
                         let due = now + backoff(settings, attempts);
                         retry(&mut tx, c.id, due, false, code, &reason, now).await?;
                         step.retry_scheduled += 1;
                     } else {
+                        telemetry::dispatched("failed", code);
                         fail(&mut tx, c.id, code, &reason, now).await?;
                         step.failed += 1;
                     }
                 }
                 Outcome::NotStarted => {
+                    telemetry::dispatched("not_started", None);
                     untried.push(c.id);
                     step.not_started += 1;
                 }
                 Outcome::Undecryptable => {
+                    telemetry::dispatched("undecryptable", None);
                     fail(
                         &mut tx,
                         c.id,
@@ -1049,6 +1069,20 @@ pub async fn record_callback(
     let Some(message_id) = message_id else {
         return Ok(CallbackOutcome::UnknownSid);
     };
+    let span = tracing::info_span!("callback", message_id, status = cb.status.as_str());
+    record_known_callback(db, key, cb, message_id, now)
+        .instrument(span)
+        .await
+}
+
+/// [`record_callback`] for a message smsdesk has.
+async fn record_known_callback(
+    db: &Db,
+    key: &DataKey,
+    cb: &Callback,
+    message_id: i64,
+    now: i64,
+) -> Result<CallbackOutcome, WorkerError> {
     let settings = settings::sending(db).await?;
     let mut tx = db.begin().await?;
     // Twilio's texts may name the recipient: stored masked, as everything outside the

@@ -79,9 +79,10 @@ async fn a_batch_costs_the_same_few_queries_whatever_its_size() {
         .init();
     for t in [TestDb::sqlite().await, TestDb::postgres().await] {
         let (small, large) = measure(&t.db, &counter).await;
-        // Consent, the template, the messages, their events (with BEGIN and COMMIT).
+        // Consent, the template, the messages, their events (PostgreSQL's driver also logs
+        // the transaction's BEGIN).
         assert_eq!(small, large, "10 messages: {small}, 1,000: {large}");
-        assert!(large <= 6, "{large} statements for 1,000 messages");
+        assert!(large <= 5, "{large} statements for 1,000 messages");
         t.cleanup().await;
     }
 }

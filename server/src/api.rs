@@ -318,7 +318,7 @@ async fn accept(
         .check(&settings, &source, submissions)
         .await
         .map_err(|e| unavailable(&e))?;
-    let (checked_slots, prepared) = backend::intake::split(checked);
+    let (checked_slots, prepared) = backend::intake::split(&source, checked);
     let slots: Vec<Result<usize, ApiError>> = slots
         .into_iter()
         .map(|slot| slot.and_then(|i| checked_slots[i].clone().map_err(refusal_error)))

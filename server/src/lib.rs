@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client_address;
 pub mod csrf;
 pub mod guard;
+pub mod metrics;
 pub mod sending;
 pub mod settings;
 pub mod startup;

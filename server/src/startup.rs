@@ -148,8 +148,17 @@ impl Application {
             .route(sending::STATUS_PATH, post(webhooks::status))
             .with_state(sending.clone())
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        // Counters record from the first request on.
+        crate::metrics::handle();
+        let scrape = Router::new()
+            .route("/metrics", get(crate::metrics::serve))
+            .with_state(crate::metrics::Metrics {
+                db: db.clone(),
+                token: settings.metrics_token.clone(),
+            });
         let router = Router::new()
             .merge(machines)
+            .merge(scrape)
             .merge(console)
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,

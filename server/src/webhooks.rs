@@ -72,7 +72,16 @@ pub async fn status(
             .and_then(|p| Money::from_twilio_price(p).ok())
             .map(Money::micros),
     };
-    match worker::record_callback(&sending.db, &sending.key, &callback, now_micros()).await {
+    let recorded =
+        worker::record_callback(&sending.db, &sending.key, &callback, now_micros()).await;
+    let result = match &recorded {
+        Ok(CallbackOutcome::UnknownSid) => "unknown_sid",
+        Ok(CallbackOutcome::Duplicate) => "duplicate",
+        Ok(CallbackOutcome::Recorded { .. }) => "recorded",
+        Err(_) => "error",
+    };
+    backend::telemetry::callback(status.as_str(), result);
+    match recorded {
         Ok(CallbackOutcome::UnknownSid) => {
             tracing::info!(sid, "status callback for a message smsdesk does not know");
             StatusCode::NO_CONTENT

@@ -167,3 +167,75 @@ fn api_key_create_prints_one_json_object_and_keeps_the_account_sid() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("name"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn settings_round_trip_as_json_and_a_bad_document_changes_nothing() {
+    let dir = std::env::temp_dir().join(format!("smsdesk_cli_settings_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/smsdesk.db", dir.display());
+    let export = || {
+        let out = smsdesk(&["settings", "export", "--database-url", &url], b"");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("one JSON document")
+    };
+    let mut settings = export();
+    assert_eq!(settings["limits"]["per_second"], 10);
+    settings["limits"]["per_second"] = json!(4);
+    settings["allowed_countries"] = json!(["US", "AU"]);
+
+    let check = smsdesk(
+        &["settings", "import", "-", "--check", "--database-url", &url],
+        settings.to_string().as_bytes(),
+    );
+    assert_eq!(
+        json_lines(&check)[0],
+        json!({ "applied": false, "changed": ["allowed_countries", "limits.per_second"] })
+    );
+    assert_eq!(
+        export()["limits"]["per_second"],
+        10,
+        "--check applies nothing"
+    );
+
+    let file = dir.join("settings.json");
+    std::fs::write(&file, settings.to_string()).expect("written");
+    let applied = smsdesk(
+        &[
+            "settings",
+            "import",
+            file.to_str().expect("path"),
+            "--database-url",
+            &url,
+        ],
+        b"",
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert_eq!(json_lines(&applied)[0]["applied"], true);
+    assert_eq!(export(), settings);
+
+    let mut typo = settings.clone();
+    typo["limits"]["per_secnd"] = json!(1);
+    let refused = smsdesk(
+        &["settings", "import", "-", "--database-url", &url],
+        typo.to_string().as_bytes(),
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("limits.per_secnd"));
+    let mut out_of_range = settings.clone();
+    out_of_range["limits"]["per_second"] = json!(0);
+    let refused = smsdesk(
+        &["settings", "import", "-", "--database-url", &url],
+        out_of_range.to_string().as_bytes(),
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(export(), settings, "nothing changed");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -5,6 +5,7 @@ mod admin;
 mod phone;
 mod segments;
 mod serve;
+mod settings;
 
 use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
@@ -37,6 +38,10 @@ enum Command {
     /// Manages API keys for the services that send through smsdesk.
     #[command(subcommand)]
     ApiKey(admin::ApiKeyCommand),
+    /// Exports or imports the run-time settings (limits, retries, senders, pace, geo
+    /// permissions, simulator) as JSON.
+    #[command(subcommand)]
+    Settings(settings::SettingsCommand),
     /// Counts the segments of a message body as Twilio bills them.
     ///
     /// Reads the body on standard input exactly as given (a trailing newline counts: use
@@ -57,6 +62,7 @@ impl Cli {
             Some(Command::Migrate(args)) => admin::migrate(args),
             Some(Command::User(command)) => admin::user(command),
             Some(Command::ApiKey(command)) => admin::api_key(command),
+            Some(Command::Settings(command)) => settings::run(command),
             Some(Command::Segments(args)) => args.run(),
             Some(Command::Phone(args)) => args.run(),
         };
