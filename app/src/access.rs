@@ -65,6 +65,12 @@ pub const PAGES: &[Page] = &[
         requires: Some(&[Permission::ManageSettings]),
         in_nav: true,
     },
+    Page {
+        path: "/account",
+        label: "Your account",
+        requires: Some(&[]),
+        in_nav: true,
+    },
 ];
 
 /// The page a path belongs to: an exact match, or the longest page path it is under.
@@ -122,11 +128,18 @@ mod tests {
                 "Users",
                 "Audit log",
                 "Settings",
-                "API keys"
+                "API keys",
+                "Your account"
             ]
         );
-        assert_eq!(labels(Role::Dispatcher), ["Overview", "Send", "Templates"]);
-        assert_eq!(labels(Role::Compliance), ["Overview", "Audit log"]);
-        assert_eq!(labels(Role::Finance), ["Overview"]);
+        assert_eq!(
+            labels(Role::Dispatcher),
+            ["Overview", "Send", "Templates", "Your account"]
+        );
+        assert_eq!(
+            labels(Role::Compliance),
+            ["Overview", "Audit log", "Your account"]
+        );
+        assert_eq!(labels(Role::Finance), ["Overview", "Your account"]);
     }
 }

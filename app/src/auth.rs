@@ -1,11 +1,21 @@
-//! Who is signed in, and what they may do: sign-in, sign-out and the role check every server
-//! function and page makes on the server.
+//! Who is signed in, and what they may do: sign-in, sign-out, changing one's own password, and
+//! the role check every server function and page makes on the server.
+
+use std::time::Duration;
 
 use domain::access::{Permission, Role};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
+
+/// A session ends after this long without a page load or a server call, so that a console left
+/// open on an unattended desk signs itself out. The session store forgets it then too (the
+/// server's session layer expires sessions after the same time).
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// A session ends this long after its sign-in however busy it is, so that a stolen session
+/// cookie is good for a working day at most.
+pub const SESSION_MAX: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// The signed-in person, as the console knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +39,13 @@ mod server {
 
     const USER_ID: &str = "user_id";
     const EPOCH: &str = "epoch";
+    /// When the session's sign-in happened (µs, UTC), for [`SESSION_MAX`].
+    const SIGNED_IN_AT: &str = "signed_in_at";
+    /// When the session was last used (µs, UTC), for [`SESSION_IDLE`].
+    const LAST_SEEN: &str = "last_seen";
+    /// How often an active session's last use is written down, which also pushes back the
+    /// store's expiry: not on every request, to spare the store a write per click.
+    const TOUCH_EVERY: i64 = 60_000_000;
 
     /// Where a request came from, as the server worked it out (the peer, or the last
     /// `X-Forwarded-For` entry when smsdesk runs behind a proxy); in every console request's
@@ -69,19 +86,23 @@ mod server {
     }
 
     /// The user of this request's session, if it is still valid: the account exists, is not
-    /// disabled, and its password has not changed since sign-in.
+    /// disabled, its password has not changed since sign-in, and the session has neither been
+    /// idle too long nor lasted too long.
     pub async fn current_user() -> Result<Option<SessionUser>, AppError> {
         let session = session().await?;
-        user_of_session(&state()?.db, &session)
+        user_of_session(&state()?.db, &session, backend::db::now_micros())
             .await
             .map_err(|e| AppError::internal("checking the session", e.as_ref()))
     }
 
-    /// The valid user of a session (the page guard calls this outside Leptos). A session that
-    /// ended elsewhere (password changed, account disabled) is forgotten here too.
+    /// The valid user of a session at time `now` (µs, UTC; the page guard calls this outside
+    /// Leptos, tests pass any time). A session that has ended (idle for [`SESSION_IDLE`], signed
+    /// in [`SESSION_MAX`] ago, password changed, account disabled) is deleted; one in use has its
+    /// last use written down now and then.
     pub async fn user_of_session(
         db: &backend::db::Db,
         session: &Session,
+        now: i64,
     ) -> Result<Option<SessionUser>, Box<dyn std::error::Error + Send + Sync>> {
         let (Some(id), Some(epoch)) = (
             session.get::<i64>(USER_ID).await?,
@@ -89,17 +110,40 @@ mod server {
         ) else {
             return Ok(None);
         };
-        match backend::users::get(db, id).await? {
-            Some(u) if !u.disabled && u.session_epoch == epoch => Ok(Some(SessionUser {
-                id: u.id,
-                email: u.email,
-                role: u.role,
-            })),
+        let signed_in_at = session.get::<i64>(SIGNED_IN_AT).await?;
+        let last_seen = session.get::<i64>(LAST_SEEN).await?;
+        // A session without its times was started before they were kept: it ends like an old one.
+        let (Some(signed_in_at), Some(last_seen)) = (signed_in_at, last_seen) else {
+            session.flush().await?;
+            return Ok(None);
+        };
+        if !is_current(signed_in_at, last_seen, now) {
+            tracing::info!(user_id = id, "session expired");
+            session.flush().await?;
+            return Ok(None);
+        }
+        let user = match backend::users::get(db, id).await? {
+            Some(u) if !u.disabled && u.session_epoch == epoch => u,
             _ => {
                 session.flush().await?;
-                Ok(None)
+                return Ok(None);
             }
+        };
+        if now - last_seen >= TOUCH_EVERY {
+            session.insert(LAST_SEEN, now).await?;
         }
+        Ok(Some(SessionUser {
+            id: user.id,
+            email: user.email,
+            role: user.role,
+        }))
+    }
+
+    /// Whether a session signed in at `signed_in_at` and last used at `last_seen` may still be
+    /// used at `now` (all µs, UTC).
+    fn is_current(signed_in_at: i64, last_seen: i64, now: i64) -> bool {
+        now - signed_in_at < SESSION_MAX.as_micros() as i64
+            && now - last_seen < SESSION_IDLE.as_micros() as i64
     }
 
     /// The signed-in user if their role has `permission`; otherwise 401 or 403.
@@ -118,17 +162,26 @@ mod server {
         Ok(user)
     }
 
-    /// Starts a session for `user` (a new session id, so an id planted before sign-in is useless).
-    pub async fn start_session(user: &backend::users::User) -> Result<(), AppError> {
+    /// Starts a session for `user`, signed in at `now` (a new session id, so an id planted
+    /// before sign-in is useless).
+    pub async fn start_session(user: &backend::users::User, now: i64) -> Result<(), AppError> {
         let session = session().await?;
-        let write = async {
-            session.cycle_id().await?;
-            session.insert(USER_ID, user.id).await?;
-            session.insert(EPOCH, user.session_epoch).await
-        };
-        write
+        begin_session(&session, user, now)
             .await
             .map_err(|e| AppError::internal("starting a session", &e))
+    }
+
+    /// Writes a sign-in at `now` into `session` (tests build sessions with it).
+    pub async fn begin_session(
+        session: &Session,
+        user: &backend::users::User,
+        now: i64,
+    ) -> Result<(), tower_sessions::session::Error> {
+        session.cycle_id().await?;
+        session.insert(USER_ID, user.id).await?;
+        session.insert(EPOCH, user.session_epoch).await?;
+        session.insert(SIGNED_IN_AT, now).await?;
+        session.insert(LAST_SEEN, now).await
     }
 
     /// Checks an e-mail and password the one way sign-in does: the client address's throttle
@@ -186,7 +239,9 @@ mod server {
 }
 
 #[cfg(feature = "ssr")]
-pub use server::{ClientAddress, actor, current_user, require, state, user_of_session};
+pub use server::{
+    ClientAddress, actor, begin_session, current_user, require, state, user_of_session,
+};
 
 /// Who is signed in (`None` when nobody is).
 #[server(endpoint = "whoami")]
@@ -198,9 +253,9 @@ pub async fn whoami() -> Result<Option<SessionUser>, AppError> {
 #[server(endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<SessionUser, AppError> {
     let state = state()?;
-    let user =
-        server::check_credentials(&state, &email, password, backend::db::now_micros()).await?;
-    server::start_session(&user).await?;
+    let now = backend::db::now_micros();
+    let user = server::check_credentials(&state, &email, password, now).await?;
+    server::start_session(&user, now).await?;
     tracing::info!(user_id = user.id, "signed in");
     Ok(SessionUser {
         id: user.id,
@@ -217,4 +272,45 @@ pub async fn logout() -> Result<(), AppError> {
         .flush()
         .await
         .map_err(|e| AppError::internal("ending a session", &e))
+}
+
+/// Changes the signed-in person's own password, given the current one (any role). The current
+/// password is checked exactly as at sign-in (throttled, capped, counted), so a session left open
+/// cannot be used to guess it. The change is audited as the user; their other sessions end, this
+/// one goes on under a new session id.
+#[server(endpoint = "change_own_password")]
+pub async fn change_own_password(current: String, new: String) -> Result<(), AppError> {
+    use backend::users::UserError;
+    let user = current_user()
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated.respond())?;
+    let new = secrecy::SecretString::from(new);
+    // The rules first: a new password that cannot be used costs no password check.
+    backend::users::check_new_password(&new)
+        .map_err(|e| AppError::invalid("new", e.to_string()).respond())?;
+    let state = state()?;
+    let now = backend::db::now_micros();
+    let checked = server::check_credentials(&state, &user.email, current, now)
+        .await
+        .map_err(|e| match e {
+            AppError::SignIn(_) => AppError::invalid(
+                "current",
+                format!(
+                    "the current password is not right (after repeated failures it is not \
+                     checked for up to {} minutes): type it again, or ask an admin to reset it",
+                    backend::users::LOCK_FOR.as_secs() / 60
+                ),
+            )
+            .respond(),
+            other => other,
+        })?;
+    let changed = backend::users::set_password(&state.db, &actor(&user), checked.id, new)
+        .await
+        .map_err(|e| match e {
+            UserError::WeakPassword => AppError::invalid("new", e.to_string()).respond(),
+            e => AppError::internal("changing one's own password", &e),
+        })?;
+    server::start_session(&changed, now).await?;
+    tracing::info!(user_id = changed.id, "changed own password");
+    Ok(())
 }

@@ -80,6 +80,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/send") view=pages::send::SendPage/>
                         <Route path=path!("/settings") view=pages::settings::SettingsPage/>
                         <Route path=path!("/api-keys") view=pages::api_keys::ApiKeysPage/>
+                        <Route path=path!("/account") view=pages::account::AccountPage/>
                     </Routes>
                 </main>
             </div>

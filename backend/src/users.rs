@@ -220,7 +220,8 @@ pub fn normalize_email(email: &str) -> Result<String, UserError> {
     }
 }
 
-fn check_password(password: &SecretString) -> Result<(), UserError> {
+/// Whether a new password follows the rules (callers check before doing anything costly).
+pub fn check_new_password(password: &SecretString) -> Result<(), UserError> {
     if password.expose_secret().chars().count() < MIN_PASSWORD_CHARS {
         return Err(UserError::WeakPassword);
     }
@@ -319,7 +320,7 @@ pub async fn create(
     role: Role,
 ) -> Result<User, UserError> {
     let email = normalize_email(email)?;
-    check_password(&password)?;
+    check_new_password(&password)?;
     let hash = hash_password(password).await?;
     let now = now_micros();
     let mut tx = db.begin().await?;
@@ -582,7 +583,7 @@ pub async fn set_password(
     id: UserId,
     password: SecretString,
 ) -> Result<User, UserError> {
-    check_password(&password)?;
+    check_new_password(&password)?;
     let user = get(db, id).await?.ok_or(UserError::NotFound(id))?;
     let hash = hash_password(password).await?;
     let mut tx = db.begin().await?;
@@ -679,7 +680,7 @@ mod tests {
     fn generated_passwords_are_long_enough() {
         let p = generate_password();
         assert_eq!(p.expose_secret().len(), 20);
-        assert!(check_password(&p).is_ok());
-        assert!(check_password(&SecretString::from("short")).is_err());
+        assert!(check_new_password(&p).is_ok());
+        assert!(check_new_password(&SecretString::from("short")).is_err());
     }
 }

@@ -22,7 +22,7 @@ pub async fn pages(State(db): State<Db>, request: Request, next: Next) -> Respon
         return next.run(request).await;
     };
     let user = match request.extensions().get::<Session>() {
-        Some(session) => app::auth::user_of_session(&db, session).await,
+        Some(session) => app::auth::user_of_session(&db, session, backend::db::now_micros()).await,
         None => Ok(None),
     };
     let user = match user {

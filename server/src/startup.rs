@@ -29,8 +29,6 @@ use crate::{api, client_address, csrf, guard, twilio_api, web, webhooks};
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Largest batch request: 1,000 messages of 1,600 characters, JSON-escaped.
 pub const MAX_BATCH_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// A session ends after this long without a request.
-pub const SESSION_IDLE: Duration = Duration::from_secs(8 * 60 * 60);
 
 /// A built application, bound to its address, ready to serve.
 pub struct Application {
@@ -84,7 +82,9 @@ impl Application {
             .with_same_site(SameSite::Lax)
             .with_secure(settings.https())
             .with_expiry(Expiry::OnInactivity(
-                tower_sessions::cookie::time::Duration::seconds(SESSION_IDLE.as_secs() as i64),
+                tower_sessions::cookie::time::Duration::seconds(
+                    app::auth::SESSION_IDLE.as_secs() as i64
+                ),
             ))
             .with_signed(settings.cookie_key());
 
@@ -128,6 +128,7 @@ impl Application {
                 client_address::resolve,
             ))
             .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+        let console = web::with_security_headers(console);
         // The API and webhooks: no session, no cookie, so no CSRF; their own body limits.
         let machines = Router::new()
             .route(

@@ -387,6 +387,12 @@ async fn every_server_function_checks_the_role(backend: Backend) {
         ),
         ("list_audit", vec![], None, &[Admin, Compliance]),
         (
+            "change_own_password",
+            vec![("current", "not the password"), ("new", "short")],
+            None,
+            &[Admin, Dispatcher, Compliance, Finance],
+        ),
+        (
             "sending_mode",
             vec![],
             None,
@@ -473,6 +479,7 @@ async fn every_page_checks_the_role(backend: Backend) {
         ("/send", &[Admin, Dispatcher]),
         ("/settings", &[Admin]),
         ("/api-keys", &[Admin]),
+        ("/account", &[Admin, Dispatcher, Compliance, Finance]),
     ];
     let anonymous = app.client();
     assert_eq!(anonymous.get("/login").await.status, 200);
@@ -531,6 +538,191 @@ async fn a_page_asked_for_without_a_session_comes_back_after_sign_in(backend: Ba
     );
 }
 on_both!(a_page_asked_for_without_a_session_comes_back_after_sign_in);
+
+async fn pages_and_server_answers_carry_the_security_headers(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let client = app.client();
+
+    // Act
+    let page = client.get("/login").await;
+    let answer = client.call("whoami", &[]).await;
+
+    // Assert: the page's policy lets only its own nonce'd inline scripts run, and every inline
+    // script Leptos wrote carries that nonce (or hydration would be blocked).
+    assert_eq!(page.status, 200);
+    let policy = page.header("content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "'wasm-unsafe-eval'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(policy.contains(directive), "{directive} missing: {policy}");
+    }
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the policy names a nonce");
+    let scripts = page.text.matches("<script").count();
+    let with_nonce = page.text.matches(&format!("nonce=\"{nonce}\"")).count();
+    assert!(scripts > 0, "{}", page.text);
+    assert!(
+        with_nonce >= scripts,
+        "{scripts} scripts, {with_nonce} with the nonce"
+    );
+    let other_page = client.get("/login").await;
+    assert_ne!(other_page.header("content-security-policy"), policy);
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.header("content-security-policy"),
+        server::web::ANSWER_POLICY
+    );
+    for sent in [&page, &answer] {
+        assert_eq!(sent.header("x-content-type-options"), "nosniff");
+        assert_eq!(sent.header("referrer-policy"), "same-origin");
+        assert_eq!(sent.header("cache-control"), "no-store");
+    }
+}
+on_both!(pages_and_server_answers_carry_the_security_headers);
+
+async fn a_session_cookie_lasts_thirty_minutes_from_the_last_request(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+
+    // Act
+    let signed_in = app.client().login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+    // Assert
+    let cookie = signed_in.header("set-cookie");
+    assert!(cookie.contains("Max-Age=1800"), "{cookie}");
+}
+on_both!(a_session_cookie_lasts_thirty_minutes_from_the_last_request);
+
+/// A session as the server keeps it, signed in as the first admin at `at`.
+async fn session_signed_in_at(app: &common::TestApp, at: i64) -> tower_sessions::Session {
+    let store = std::sync::Arc::new(tower_sessions::MemoryStore::default());
+    let session = tower_sessions::Session::new(None, store, None);
+    let admin = backend::users::list(&app.db)
+        .await
+        .expect("users")
+        .into_iter()
+        .find(|u| u.email == ADMIN_EMAIL)
+        .expect("the first admin");
+    app::auth::begin_session(&session, &admin, at)
+        .await
+        .expect("session written");
+    session
+}
+
+const MINUTE: i64 = 60_000_000;
+
+async fn a_session_ends_after_thirty_minutes_without_a_request(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let t = now_micros();
+    let session = session_signed_in_at(&app, t).await;
+    let user_at = |now: i64| app::auth::user_of_session(&app.db, &session, now);
+
+    // Act
+    let after_29 = user_at(t + 29 * MINUTE).await.expect("checked");
+    let after_58 = user_at(t + 58 * MINUTE).await.expect("checked");
+    let idle_30 = user_at(t + 88 * MINUTE).await.expect("checked");
+    let back = user_at(t + 89 * MINUTE).await.expect("checked");
+
+    // Assert: each use restarts the half hour; half an hour unused ends the session for good.
+    assert!(after_29.is_some());
+    assert!(after_58.is_some());
+    assert_eq!(idle_30, None);
+    assert_eq!(back, None);
+}
+on_both!(a_session_ends_after_thirty_minutes_without_a_request);
+
+async fn a_session_ends_twelve_hours_after_sign_in_however_busy(backend: Backend) {
+    // Arrange: used every twenty minutes since sign-in.
+    let app = spawn_app(backend).await;
+    let t = now_micros();
+    let session = session_signed_in_at(&app, t).await;
+    let mut now = t;
+    while now + 20 * MINUTE < t + 12 * 60 * MINUTE {
+        now += 20 * MINUTE;
+        let user = app::auth::user_of_session(&app.db, &session, now).await;
+        assert!(user.expect("checked").is_some(), "in use at {now}");
+    }
+
+    // Act
+    let twelve_hours = app::auth::user_of_session(&app.db, &session, t + 12 * 60 * MINUTE).await;
+
+    // Assert
+    assert_eq!(twelve_hours.expect("checked"), None);
+}
+on_both!(a_session_ends_twelve_hours_after_sign_in_however_busy);
+
+async fn people_change_their_own_password_with_the_current_one(backend: Backend) {
+    // Arrange: a dispatcher signed in twice.
+    let app = spawn_app(backend).await;
+    let here = app.signed_in(Role::Dispatcher).await;
+    let elsewhere = app.client();
+    let email = "dispatcher@safeshipper.test";
+    assert_eq!(elsewhere.login(email, common::PASSWORD).await.status, 200);
+    let new = "a brand new password";
+
+    // Act
+    let wrong_current = here
+        .call(
+            "change_own_password",
+            &[("current", "not the password"), ("new", new)],
+        )
+        .await;
+    let too_short = here
+        .call(
+            "change_own_password",
+            &[("current", common::PASSWORD), ("new", "short")],
+        )
+        .await;
+    let changed = here
+        .call(
+            "change_own_password",
+            &[("current", common::PASSWORD), ("new", new)],
+        )
+        .await;
+
+    // Assert
+    assert_eq!(wrong_current.status, 422, "{}", wrong_current.text);
+    assert!(
+        wrong_current.text.contains("current password"),
+        "{}",
+        wrong_current.text
+    );
+    assert_eq!(too_short.status, 422, "{}", too_short.text);
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(
+        here.call("whoami", &[]).await.json()["email"],
+        email,
+        "this session goes on"
+    );
+    assert_eq!(
+        elsewhere.call("whoami", &[]).await.json(),
+        json!(null),
+        "the other session ended"
+    );
+    assert_eq!(
+        app.client().login(email, common::PASSWORD).await.status,
+        401
+    );
+    assert_eq!(app.client().login(email, new).await.status, 200);
+    let admin = app.signed_in(Role::Admin).await;
+    let audit = admin
+        .call("list_audit", &[("action", "user.password")])
+        .await
+        .json();
+    assert_eq!(audit[0]["actor"], email);
+}
+on_both!(people_change_their_own_password_with_the_current_one);
 
 async fn saving_a_template_validates_on_the_server_and_is_audited(backend: Backend) {
     let app = spawn_app(backend).await;

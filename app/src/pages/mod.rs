@@ -2,6 +2,7 @@
 //! (the server has already answered 403 or redirected; this draws the page that says so), and
 //! hand the data to components.
 
+pub mod account;
 pub mod api_keys;
 pub mod audit;
 pub mod home;

@@ -56,12 +56,21 @@ pub struct Client {
 pub struct Answer {
     pub status: u16,
     pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
     pub text: String,
 }
 
 impl Answer {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// A response header as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -174,10 +183,12 @@ impl Client {
             .get("location")
             .and_then(|l| l.to_str().ok())
             .map(str::to_owned);
+        let headers = response.headers().clone();
         let text = response.text().await.expect("body");
         Answer {
             status,
             location,
+            headers,
             text,
         }
     }
