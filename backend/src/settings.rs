@@ -65,6 +65,12 @@ pub fn validate(settings: &SendingSettings) -> Result<(), SettingsError> {
             ));
         }
     }
+    if l.network_margin_ms > 5_000 {
+        return Err(invalid(
+            "limits.network_margin_ms",
+            "must be between 0 and 5000 milliseconds",
+        ));
+    }
     if !(1..=10).contains(&this.retries.max_attempts) {
         return Err(invalid("retries.max_attempts", "must be between 1 and 10"));
     }

@@ -17,11 +17,12 @@
 //!    exponential backoff and jitter, or a final failure with Twilio's reason (an opt-out on
 //!    21610, an admin alert on account errors).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::DateTime;
+use domain::admission::{self, SendRule};
 use domain::errors::{self, Disposition};
 use domain::ratelimit::{WeightedWindow, WindowLimit};
 use domain::redact::mask_numbers;
@@ -98,6 +99,48 @@ pub struct WorkerConfig {
     pub status_callback: Option<String>,
     /// The sender when the message names none: `TWILIO_PHONE_NUMBER` or the Messaging Service.
     pub default_sender: Sender,
+    /// When this instance's sends may start; shared by all its worker loops.
+    pub gate: SendGate,
+}
+
+/// The global limits kept by when sends actually start (the claim counts them when messages are
+/// claimed, which can be a moment earlier): every send of this instance reserves its start here,
+/// and waits for it, so the limits hold as Twilio counts them, by arrival
+/// (`domain::admission`). Shared by every worker loop of one instance.
+#[derive(Debug, Clone, Default)]
+pub struct SendGate(Arc<std::sync::Mutex<VecDeque<i64>>>);
+
+impl SendGate {
+    /// Reserves the earliest start at or after `at` that keeps the global limits, unless it
+    /// falls after `deadline` (then nothing is reserved and `None` returned).
+    fn reserve(&self, at: i64, deadline: i64, settings: &SendingSettings) -> Option<i64> {
+        let l = &settings.limits;
+        let rules = [
+            SendRule {
+                limit: l.per_second,
+                window: SECOND,
+            },
+            SendRule {
+                limit: l.per_minute,
+                window: MINUTE,
+            },
+            SendRule {
+                limit: l.per_hour,
+                window: HOUR,
+            },
+        ];
+        let margin = i64::from(l.network_margin_ms) * 1_000;
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        admission::forget_before(&mut recent, at, &rules, margin);
+        // Starts are kept in order, so the rule reads the right neighbours.
+        let at = at.max(recent.back().copied().unwrap_or(at));
+        let start = admission::next_send_at(&recent, at, &rules, margin);
+        if start > deadline {
+            return None;
+        }
+        recent.push_back(start);
+        Some(start)
+    }
 }
 
 impl WorkerConfig {
@@ -109,6 +152,7 @@ impl WorkerConfig {
             start_window: Duration::from_secs(60),
             status_callback,
             default_sender,
+            gate: SendGate::default(),
         }
     }
 }
@@ -218,23 +262,29 @@ impl Worker {
         if claimed.is_empty() {
             return Ok(step);
         }
+        // The step's clock: the caller's `now`, moved on by the time the sends take.
         let claimed_at = std::time::Instant::now();
+        let clock = move || now + i64::try_from(claimed_at.elapsed().as_micros()).unwrap_or(0);
+        let deadline = now + i64::try_from(self.config.start_window.as_micros()).unwrap_or(HOUR);
         let settings_ref = &settings;
         let outcomes: Vec<(Claimed, Outcome)> = futures::stream::iter(claimed)
             .map(|c| async move {
-                // Started only when a lane is free: too late, and it goes back untried.
-                let outcome = if claimed_at.elapsed() > self.config.start_window {
-                    Outcome::NotStarted
-                } else {
-                    telemetry::limit_wait((now - c.due_at) as f64 / SECOND as f64);
-                    let started = std::time::Instant::now();
-                    let outcome = self
-                        .dispatch(&c, now, settings_ref)
-                        .instrument(tracing::info_span!("send", message_id = c.id))
-                        .await;
-                    telemetry::dispatch_latency(started.elapsed().as_secs_f64());
-                    outcome
+                // Started only when a lane is free and the limits allow it, by the start
+                // window's end: too late, and it goes back untried.
+                let Some(start) = self.config.gate.reserve(clock(), deadline, settings_ref) else {
+                    return (c, Outcome::NotStarted);
                 };
+                let wait = start - clock();
+                if wait > 0 {
+                    tokio::time::sleep(Duration::from_micros(wait.unsigned_abs())).await;
+                }
+                telemetry::limit_wait((start - c.due_at) as f64 / SECOND as f64);
+                let started = std::time::Instant::now();
+                let outcome = self
+                    .dispatch(&c, now, settings_ref)
+                    .instrument(tracing::info_span!("send", message_id = c.id))
+                    .await;
+                telemetry::dispatch_latency(started.elapsed().as_secs_f64());
                 (c, outcome)
             })
             .buffer_unordered(self.config.concurrency.max(1))
@@ -279,10 +329,12 @@ impl Worker {
         let l = &settings.limits;
         let mut room = i64::MAX;
         let mut global_free_at: Option<i64> = None;
+        // Widened by the network margin, as the send gate counts (`domain::admission`).
+        let margin = i64::from(l.network_margin_ms) * 1_000;
         for (limit, window) in [
-            (l.per_second, SECOND),
-            (l.per_minute, MINUTE),
-            (l.per_hour, HOUR),
+            (l.per_second, SECOND + margin),
+            (l.per_minute, MINUTE + margin),
+            (l.per_hour, HOUR + margin),
         ] {
             let limit = i64::from(limit);
             let count = on_tx!(&mut tx, |conn| sqlx::query_scalar::<_, i64>(

@@ -4,6 +4,7 @@
 //! browser run the same code, so what the editor shows is what gets billed.
 
 pub mod access;
+pub mod admission;
 pub mod errors;
 pub mod keywords;
 pub mod money;

@@ -35,6 +35,10 @@ pub struct RateLimits {
     pub per_recipient_per_day: u32,
     /// Emergency messages skip the per-recipient limits (never the global ones).
     pub emergency_exempt: bool,
+    /// How much later than its neighbours a request may reach Twilio (ms): the global limits
+    /// are kept over each window widened by this much, so that they hold by arrival time, as
+    /// Twilio counts. 0 to 5,000.
+    pub network_margin_ms: u32,
 }
 
 /// How failed sends are tried again.
@@ -95,6 +99,7 @@ impl Default for RateLimits {
             per_recipient_per_hour: 3,
             per_recipient_per_day: 10,
             emergency_exempt: true,
+            network_margin_ms: 200,
         }
     }
 }

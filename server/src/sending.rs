@@ -16,7 +16,7 @@ use backend::intake::Intake;
 use backend::settings::{Installation, SendingSettings, SettingsStoreError};
 use backend::simulator::Simulator;
 use backend::twilio::{Sender, TwilioClient, TwilioConfig};
-use backend::worker::{Provider, Worker, WorkerConfig};
+use backend::worker::{Provider, SendGate, Worker, WorkerConfig};
 use domain::signature::AuthToken;
 use secrecy::ExposeSecret;
 use tokio::sync::{Notify, watch};
@@ -57,6 +57,8 @@ pub struct Sending {
     settings_cache: Arc<std::sync::Mutex<Option<(std::time::Instant, SendingSettings)>>>,
     /// How long a claim lasts: past it, a send whose outcome was not recorded is in doubt.
     pub lease: Duration,
+    /// When this instance's sends may start (shared by its worker loops).
+    gate: SendGate,
 }
 
 impl std::fmt::Debug for Sending {
@@ -156,6 +158,7 @@ impl Sending {
             // A send starts within START_WINDOW of its claim and takes at most two requests
             // (an in-doubt lookup, the send) at the timeout: past that, nothing is under way.
             lease: START_WINDOW + settings.send_timeout * 2 + Duration::from_secs(5),
+            gate: SendGate::default(),
         })
     }
 
@@ -194,6 +197,7 @@ impl Sending {
         let mut config = WorkerConfig::new(self.default_sender.clone(), status_callback);
         config.lease = self.lease;
         config.start_window = START_WINDOW;
+        config.gate = self.gate.clone();
         Worker::new(
             self.db.clone(),
             self.key.clone(),

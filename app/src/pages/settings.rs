@@ -103,6 +103,7 @@ fn SettingsForm(initial: SendingSettings) -> impl IntoView {
                     <Number id="per-hour" label="per hour" settings get=|s| s.limits.per_hour set=|s, v| s.limits.per_hour = v/>
                     <Number id="recipient-hour" label="Per recipient per hour" settings get=|s| s.limits.per_recipient_per_hour set=|s, v| s.limits.per_recipient_per_hour = v/>
                     <Number id="recipient-day" label="Per recipient per day" settings get=|s| s.limits.per_recipient_per_day set=|s, v| s.limits.per_recipient_per_day = v/>
+                    <Number id="network-margin" label="Network margin (ms)" settings get=|s| s.limits.network_margin_ms set=|s, v| s.limits.network_margin_ms = v/>
                 </div>
                 <label class="check">
                     <input
