@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod db;
 pub mod intake;
 pub mod outbox;
+pub mod outcome;
 pub mod sessions;
 pub mod settings;
 pub mod simulator;

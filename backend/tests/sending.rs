@@ -1098,3 +1098,231 @@ async fn an_idempotent_answer_is_stored_encrypted_and_forgotten_after_a_day(db: 
     );
 }
 on_both!(an_idempotent_answer_is_stored_encrypted_and_forgotten_after_a_day);
+
+/// The kinds of a message's events, oldest first.
+async fn event_kinds(db: &Db, id: i64) -> Vec<String> {
+    outbox::events(db, id)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn a_send_without_an_answer_fails_once_max_attempts_are_used(db: Db) {
+    let mut s = open_settings();
+    s.retries.max_attempts = 2;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let down = number(1);
+    fake.script(&down, [Script::Unavailable, Script::Unavailable]);
+    let m = submit(&db, body_to(&down, "service down", None), t0).await;
+    let w = worker(&db, &fake);
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!((step.retry_scheduled, step.failed), (1, 0));
+
+    let due = view(&db, &m.sid).await.due_at;
+    let step = w.try_execute_task(due).await.expect("step");
+    assert_eq!((step.claimed, step.retry_scheduled, step.failed), (1, 0, 1));
+    let v = view(&db, &m.sid).await;
+    assert_eq!(
+        (v.state, v.status, v.error_code, v.attempts),
+        (MessageState::Done, MessageStatus::Failed, None, 2)
+    );
+    let reason = v.error_message.expect("reason");
+    assert!(
+        reason.starts_with("no answer from Twilio after 2 attempts"),
+        "{reason}"
+    );
+    assert_eq!(
+        event_kinds(&db, v.id).await,
+        ["accepted", "retry", "failed"]
+    );
+    assert!(fake.ledger().is_empty(), "never created");
+}
+on_both!(a_send_without_an_answer_fails_once_max_attempts_are_used);
+
+async fn a_throttled_send_backs_off_exponentially_then_fails_at_max_attempts(db: Db) {
+    let mut s = open_settings();
+    s.retries.max_attempts = 3;
+    s.retries.base_delay_seconds = 60;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let to = number(1);
+    let throttled = Script::Error {
+        status: 429,
+        code: 20429,
+    };
+    fake.script(&to, [throttled.clone(), throttled.clone(), throttled]);
+    let m = submit(&db, body_to(&to, "busy", None), t0).await;
+    let w = worker(&db, &fake);
+
+    w.try_execute_task(t0).await.expect("step");
+    let first = view(&db, &m.sid).await.due_at;
+    let wait = first - t0;
+    assert!(
+        (48 * SECOND..=72 * SECOND).contains(&wait),
+        "60 s ± 20 %: {wait}"
+    );
+    let step = w.try_execute_task(first).await.expect("step");
+    assert_eq!(step.retry_scheduled, 1);
+    let second = view(&db, &m.sid).await.due_at;
+    let wait = second - first;
+    assert!(
+        (96 * SECOND..=144 * SECOND).contains(&wait),
+        "120 s ± 20 %: {wait}"
+    );
+    let step = w.try_execute_task(second).await.expect("step");
+    assert_eq!((step.retry_scheduled, step.failed), (0, 1));
+    let v = view(&db, &m.sid).await;
+    assert_eq!(
+        (v.status, v.error_code, v.attempts),
+        (MessageStatus::Failed, Some(20429), 3)
+    );
+    assert_eq!(
+        event_kinds(&db, v.id).await,
+        ["accepted", "retry", "retry", "failed"]
+    );
+}
+on_both!(a_throttled_send_backs_off_exponentially_then_fails_at_max_attempts);
+
+async fn failure_callbacks_record_opt_outs_and_alert_once_without_retrying(db: Db) {
+    save(&db, &open_settings()).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let stopped = number(1);
+    let a = submit(&db, body_to(&stopped, "a", None), t0).await;
+    let b = submit(&db, body_to(&number(2), "b", None), t0).await;
+    let c = submit(&db, body_to(&number(3), "c", None), t0).await;
+    let w = worker(&db, &fake);
+    assert_eq!(w.try_execute_task(t0).await.expect("step").sent, 3);
+    let k = key();
+    let failed = |sid: String, status: MessageStatus, code: u32| Callback {
+        sid,
+        status,
+        error_code: Some(code),
+        error_message: None,
+        price_micros: None,
+    };
+    let sid_of = |v: outbox::MessageView| v.provider_sid.expect("sid");
+
+    // The recipient replied STOP (21610): failed, opted out, not retried.
+    let out = backend::worker::record_callback(
+        &db,
+        &k,
+        &failed(
+            sid_of(view(&db, &a.sid).await),
+            MessageStatus::Undelivered,
+            21610,
+        ),
+        t0 + SECOND,
+    )
+    .await
+    .expect("recorded");
+    assert_eq!(
+        out,
+        CallbackOutcome::Recorded {
+            advanced: true,
+            retry: false
+        }
+    );
+    assert_eq!(
+        refusal(&db, body_to(&stopped, "again", None)).await.code,
+        RefusalCode::OptedOut
+    );
+    let sources: Vec<String> = on_db!(&db, |pool| sqlx::query_scalar(
+        "SELECT source FROM consent_events"
+    )
+    .fetch_all(pool)
+    .await
+    .expect("consent"));
+    assert_eq!(sources, ["twilio_callback"]);
+
+    // The account is suspended (30002): admins alerted once for both messages, nothing retried.
+    for m in [&b, &c] {
+        let out = backend::worker::record_callback(
+            &db,
+            &k,
+            &failed(
+                sid_of(view(&db, &m.sid).await),
+                MessageStatus::Failed,
+                30002,
+            ),
+            t0 + 2 * SECOND,
+        )
+        .await
+        .expect("recorded");
+        assert_eq!(
+            out,
+            CallbackOutcome::Recorded {
+                advanced: true,
+                retry: false
+            }
+        );
+        let v = view(&db, &m.sid).await;
+        assert_eq!(
+            (v.state, v.status, v.error_code),
+            (MessageState::Done, MessageStatus::Failed, Some(30002))
+        );
+    }
+    let alerts = audit::list(
+        &db,
+        &audit::Filter {
+            action: Some("alert.".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("audit");
+    assert_eq!(alerts.len(), 1, "once per code, not once per message");
+}
+on_both!(failure_callbacks_record_opt_outs_and_alert_once_without_retrying);
+
+async fn a_callback_on_the_last_allowed_attempt_retries_nothing(db: Db) {
+    let mut s = open_settings();
+    s.retries.max_attempts = 1;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let m = submit(&db, body_to(&number(1), "handset off", None), t0).await;
+    let w = worker(&db, &fake);
+    w.try_execute_task(t0).await.expect("step");
+    let sid = view(&db, &m.sid).await.provider_sid.expect("sid");
+    let out = backend::worker::record_callback(
+        &db,
+        &key(),
+        &Callback {
+            sid,
+            status: MessageStatus::Undelivered,
+            error_code: Some(30003),
+            error_message: None,
+            price_micros: None,
+        },
+        t0 + SECOND,
+    )
+    .await
+    .expect("recorded");
+    assert_eq!(
+        out,
+        CallbackOutcome::Recorded {
+            advanced: true,
+            retry: false
+        }
+    );
+    let v = view(&db, &m.sid).await;
+    assert_eq!(
+        (v.state, v.status, v.error_code),
+        (MessageState::Done, MessageStatus::Undelivered, Some(30003))
+    );
+    assert_eq!(
+        w.try_execute_task(t0 + 3_600 * SECOND)
+            .await
+            .expect("step")
+            .claimed,
+        0
+    );
+    assert_eq!(fake.ledger().len(), 1);
+}
+on_both!(a_callback_on_the_last_allowed_attempt_retries_nothing);
