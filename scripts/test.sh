@@ -39,4 +39,6 @@ stage wasm    cargo check -p domain --target wasm32-unknown-unknown --no-default
 # Unit and integration tests; storage and console tests run on SQLite and on PostgreSQL.
 stage tests   cargo test --workspace --locked
 stage e2e     bash scripts/e2e.sh
+# The JSON API fuzzed from its own OpenAPI document by schemathesis, against the real binary.
+stage api-fuzz bash scripts/api-fuzz.sh
 summary_and_exit

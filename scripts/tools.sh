@@ -82,6 +82,7 @@ case "${1:-test}" in
     need_calculator
     need_venv tools/phone-oracle "Google's libphonenumber (Python port), the phone number oracle"
     need_venv tools/bench "twilio-python, the client the Twilio-compatible endpoint is tested with"
+    need_venv tools/schemathesis "schemathesis, which fuzzes the JSON API against its OpenAPI document"
     need_postgres
     bash scripts/web-tools.sh e2e
     ;;

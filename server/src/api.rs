@@ -23,7 +23,8 @@ use base64::Engine;
 use chrono::{DateTime, SecondsFormat};
 use domain::template::{Category, Priority};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::sending::Sending;
 
@@ -54,8 +55,19 @@ impl ApiError {
         }
     }
 
+    fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code.to_owned(),
+            message: self.message.clone(),
+            field: self.field.clone(),
+        }
+    }
+
     fn body(&self) -> Value {
-        json!({ "error": { "code": self.code, "message": self.message, "field": self.field } })
+        serde_json::to_value(ErrorJson {
+            error: self.detail(),
+        })
+        .expect("serializable")
     }
 }
 
@@ -117,22 +129,39 @@ pub async fn authenticate(sending: &Sending, headers: &HeaderMap) -> Result<ApiK
     found.ok_or_else(|| unauthorized("the API key is unknown, revoked, or its secret is wrong"))
 }
 
-/// One message as a caller submits it.
-#[derive(Debug, Clone, Deserialize)]
+/// One message as a caller submits it: `body`, or `template` with its `variables`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MessageRequest)]
 pub struct MessageRequest {
+    /// The recipient: E.164, or a national number read in the default region.
+    #[schema(example = "+14155552671")]
     pub to: String,
+    /// The text, 1 to 1,600 characters (give this or `template`).
+    #[schema(example = "SafeShipper: shipment SS-7 picked up")]
     pub body: Option<String>,
+    /// A template's key (the console's Templates page lists them).
+    #[schema(example = "shipment_delivered")]
     pub template: Option<String>,
+    /// The template's values by variable name.
     pub variables: Option<BTreeMap<String, String>>,
+    /// `shipment`, `emergency`, `two_factor` or `driver`. Free text may not be `emergency`
+    /// (an emergency template carries that priority).
+    #[schema(example = "shipment")]
     pub category: Option<String>,
+    /// One of smsdesk's sender numbers (E.164) or its alphanumeric id; default: the configured one.
     pub sender: Option<String>,
+    /// Seconds the message may still be sent for (1 to 36,000); default: the template's TTL,
+    /// 600 for two-factor codes, else none.
+    #[schema(minimum = 1, maximum = 36000)]
     pub validity_seconds: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Up to 1,000 messages, each checked on its own.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
+    #[schema(value_type = Vec<MessageRequest>, min_items = 1, max_items = 1000)]
     messages: Vec<Value>,
 }
 
@@ -200,30 +229,95 @@ fn micros_rfc3339(micros: i64) -> String {
 }
 
 /// A message as the JSON API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Message)]
 pub struct MessageJson {
+    /// smsdesk's sid (`SM` + 32 hex digits).
+    #[schema(example = "SM0123456789abcdef0123456789abcdef")]
     id: String,
+    /// Twilio's status as smsdesk last knew it: accepted, queued, sending, sent, delivered,
+    /// undelivered, failed, read, canceled, ...
     status: String,
+    /// E.164.
     to: String,
     sender: Option<String>,
     /// `null` for two-factor messages: their codes are never shown again.
     body: Option<String>,
     template: Option<String>,
+    #[schema(value_type = Option<String>, example = "shipment")]
     category: Option<Category>,
+    /// `emergency`, `two_factor` or `normal`.
+    #[schema(value_type = String, example = "normal")]
     priority: Priority,
     /// Who sent it: `api_key:SK…` or `user:<e-mail>`.
     source: String,
     segments: i64,
+    /// `GSM-7` or `UCS-2`.
     encoding: String,
     attempts: i64,
     error_code: Option<i64>,
     error_message: Option<String>,
     /// Dollars, as a decimal string (`"0.0083"`), once known.
     price: Option<String>,
+    /// RFC 3339, UTC.
     created_at: String,
+    /// RFC 3339, UTC.
     updated_at: String,
+    /// The message's timeline (on `GET` only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    events: Option<Vec<Value>>,
+    events: Option<Vec<EventJson>>,
+}
+
+/// One event of a message's timeline.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Event)]
+pub struct EventJson {
+    /// RFC 3339, UTC.
+    at: String,
+    /// accepted, claimed, sent, retry, failed, expired, callback, ...
+    kind: String,
+    status: Option<String>,
+    error_code: Option<i64>,
+    detail: String,
+}
+
+/// An error: a stable `code` for programs, a `message` saying what to do, the `field` concerned.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorJson {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    #[schema(example = "invalid_number")]
+    code: String,
+    message: String,
+    field: Option<String>,
+}
+
+/// What a batch did: a result per message, in order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BatchAnswer)]
+pub struct BatchJson {
+    accepted: usize,
+    refused: usize,
+    results: Vec<BatchItemJson>,
+}
+
+/// One message of a batch: its `id`, `status` and `segments`, or its `error`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BatchResult)]
+pub struct BatchItemJson {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail>,
 }
 
 impl From<&MessageView> for MessageJson {
@@ -406,6 +500,23 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 }
 
 /// `POST /api/v1/messages`: 202 with the message, or the reason it was refused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages",
+    tag = "messages",
+    request_body = MessageRequest,
+    params(IdempotencyHeader),
+    responses(
+        (status = 202, description = "Accepted: in the outbox, to be sent", body = MessageJson),
+        (status = 400, description = "The body is not the JSON described", body = ErrorJson),
+        (status = 401, description = "No API key, or an unknown or revoked one", body = ErrorJson),
+        (status = 409, description = "The Idempotency-Key was used for another request", body = ErrorJson),
+        (status = 413, description = "The body is too large", body = ErrorJson),
+        (status = 422, description = "The message fails a check (number, consent, template, ...)", body = ErrorJson),
+        (status = 503, description = "The database is down: nothing was accepted, try again", body = ErrorJson),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn create_message(
     State(sending): State<Sending>,
     request: Request,
@@ -480,6 +591,22 @@ struct BatchCount {
 }
 
 /// `POST /api/v1/messages/batch`: up to 1,000 messages, a result for each, in order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages/batch",
+    tag = "messages",
+    request_body = BatchRequest,
+    params(IdempotencyHeader),
+    responses(
+        (status = 202, description = "Each message accepted or refused, in order", body = BatchJson),
+        (status = 400, description = "The body is not the JSON described, or `messages` is empty", body = ErrorJson),
+        (status = 401, description = "No API key, or an unknown or revoked one", body = ErrorJson),
+        (status = 409, description = "The Idempotency-Key was used for another request", body = ErrorJson),
+        (status = 413, description = "More than 1,000 messages, or the body is too large", body = ErrorJson),
+        (status = 503, description = "The database is down: nothing was accepted, try again", body = ErrorJson),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn create_batch(
     State(sending): State<Sending>,
     request: Request,
@@ -523,21 +650,34 @@ pub async fn create_batch(
         |results| {
             let accepted = results.iter().filter(|r| r.is_ok()).count();
             let refused = results.len() - accepted;
-            let results: Vec<Value> = results
+            let results: Vec<BatchItemJson> = results
                 .into_iter()
                 .enumerate()
                 .map(|(index, r)| match r {
-                    Ok(view) => json!({ "index": index, "id": view.sid, "status": view.status.as_str(), "segments": view.segments }),
-                    Err(e) => {
-                        let mut body = e.body();
-                        body["index"] = json!(index);
-                        body
-                    }
+                    Ok(view) => BatchItemJson {
+                        index,
+                        id: Some(view.sid),
+                        status: Some(view.status.as_str().to_owned()),
+                        segments: Some(view.segments),
+                        error: None,
+                    },
+                    Err(e) => BatchItemJson {
+                        index,
+                        id: None,
+                        status: None,
+                        segments: None,
+                        error: Some(e.detail()),
+                    },
                 })
                 .collect();
             Answer {
                 status: StatusCode::ACCEPTED,
-                body: json!({ "accepted": accepted, "refused": refused, "results": results }),
+                body: serde_json::to_value(BatchJson {
+                    accepted,
+                    refused,
+                    results,
+                })
+                .expect("serializable"),
             }
         },
     )
@@ -545,6 +685,19 @@ pub async fn create_batch(
 }
 
 /// `GET /api/v1/messages/{id}`: the message with its events.
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/{id}",
+    tag = "messages",
+    params(("id" = String, Path, description = "The message's sid (`SM…`)")),
+    responses(
+        (status = 200, description = "The message and its timeline", body = MessageJson),
+        (status = 401, description = "No API key, or an unknown or revoked one", body = ErrorJson),
+        (status = 404, description = "No message has this id", body = ErrorJson),
+        (status = 503, description = "The database is down: try again", body = ErrorJson),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
 pub async fn get_message(
     State(sending): State<Sending>,
     headers: HeaderMap,
@@ -563,22 +716,98 @@ pub async fn get_message(
     json.events = Some(
         events
             .into_iter()
-            .map(|e| {
-                json!({
-                    "at": micros_rfc3339(e.at), "kind": e.kind, "status": e.status,
-                    "error_code": e.error_code, "detail": e.detail,
-                })
+            .map(|e| EventJson {
+                at: micros_rfc3339(e.at),
+                kind: e.kind,
+                status: e.status,
+                error_code: e.error_code,
+                detail: e.detail,
             })
             .collect(),
     );
     Ok(Json(json).into_response())
 }
 
-/// `GET /api/v1/openapi.json`.
-pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
-        .into_response()
+/// `Idempotency-Key`: a retried request with the same key and body gets the first answer again
+/// (for 24 hours) and sends nothing twice.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyHeader {
+    /// 1 to 255 visible characters, unique per request.
+    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255)]
+    idempotency_key: Option<String>,
+}
+
+/// The JSON API's description, derived from the handlers and their types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "smsdesk JSON API",
+        description = "Send SMS through smsdesk: every message is checked (number, geo permissions, consent, template, body, sender) and written to the outbox before the answer. Authenticate with an API key: Basic (key id `SK…` and secret) or Bearer (the secret).",
+        version = "1"
+    ),
+    paths(create_message, create_batch, get_message),
+    components(schemas(MessageRequest, BatchRequest, MessageJson, EventJson, ErrorJson, ErrorDetail, BatchJson, BatchItemJson)),
+    modifiers(&Security),
+    tags((name = "messages", description = "Sending and reading messages"))
+)]
+pub struct ApiDoc;
+
+/// The two ways to present an API key, and the links from a created message to reading it
+/// (so that clients and fuzzers can follow an `id` from one answer into the next request).
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::{RefOr, link::LinkBuilder};
+        if let Some(created) = openapi
+            .paths
+            .paths
+            .get_mut("/api/v1/messages")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("202"))
+            && let RefOr::T(response) = created
+        {
+            response.links.insert(
+                "GetMessage".to_owned(),
+                RefOr::T(
+                    LinkBuilder::new()
+                        .operation_id("get_message")
+                        .parameter("id", "$response.body#/id")
+                        .description("The message just accepted, with its timeline")
+                        .build(),
+                ),
+            );
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "API key id (SK…) as the user name, its secret as the password",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The API key's secret"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Swagger UI at `/api/docs` (assets built into the binary), reading `/api/v1/openapi.json`,
+/// which it also serves.
+pub fn docs() -> utoipa_swagger_ui::SwaggerUi {
+    use utoipa::OpenApi;
+    utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", ApiDoc::openapi())
 }

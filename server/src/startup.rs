@@ -137,7 +137,6 @@ impl Application {
             )
             .route("/api/v1/messages", post(api::create_message))
             .route("/api/v1/messages/{id}", get(api::get_message))
-            .route("/api/v1/openapi.json", get(api::openapi))
             .route(
                 "/2010-04-01/Accounts/{account}/Messages.json",
                 post(twilio_api::create),
@@ -159,6 +158,7 @@ impl Application {
             });
         let router = Router::new()
             .merge(machines)
+            .merge(api::docs())
             .merge(scrape)
             .merge(console)
             .layer(TimeoutLayer::with_status_code(

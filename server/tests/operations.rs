@@ -129,3 +129,49 @@ async fn metrics_ask_for_the_token_when_one_is_set(backend: Backend) {
     );
 }
 on_both!(metrics_ask_for_the_token_when_one_is_set);
+
+async fn the_api_description_is_served_with_swagger_ui(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let spec: serde_json::Value = reqwest::get(app.url("/api/v1/openapi.json"))
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    for (path, method) in [
+        ("/api/v1/messages", "post"),
+        ("/api/v1/messages/batch", "post"),
+        ("/api/v1/messages/{id}", "get"),
+    ] {
+        let operation = &spec["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is described");
+        assert!(
+            operation["responses"]["401"].is_object(),
+            "{method} {path} says what a missing key gets"
+        );
+        assert!(
+            operation["security"].is_array(),
+            "{method} {path}: security"
+        );
+    }
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["basic"]["scheme"], "basic");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    // Derived from the handlers' own types: the request's fields are the struct's.
+    let request = &spec["components"]["schemas"]["MessageRequest"]["properties"];
+    for field in [
+        "to",
+        "body",
+        "template",
+        "variables",
+        "category",
+        "sender",
+        "validity_seconds",
+    ] {
+        assert!(request[field].is_object(), "MessageRequest.{field}");
+    }
+    let docs = reqwest::get(app.url("/api/docs/")).await.expect("GET");
+    assert_eq!(docs.status().as_u16(), 200);
+    assert!(docs.text().await.expect("text").contains("swagger"));
+}
+on_both!(the_api_description_is_served_with_swagger_ui);
