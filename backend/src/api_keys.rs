@@ -51,10 +51,7 @@ impl From<sqlx::Error> for ApiKeyError {
 }
 
 fn hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Makes a key named `name`.
@@ -209,4 +206,18 @@ pub async fn authenticate(db: &Db, presented: Presented<'_>) -> Result<Option<Ap
 /// For tests and the CLI: the secret's text.
 pub fn reveal(secret: &SecretString) -> &str {
     secret.expose_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_stored_as_lowercase_hex_sha256() {
+        // Keys already issued are looked up by this text.
+        assert_eq!(
+            hash("sk_test"),
+            "12b2820cf1639904311da5771de1e5bb65c77073fdc7c555df395942df42896b"
+        );
+    }
 }

@@ -93,11 +93,7 @@ impl DataKey {
     pub fn lookup_hash(&self, value: &str) -> String {
         let mut mac = self.lookup.clone();
         mac.update(value.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 

@@ -364,11 +364,7 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 /// Stores the answer to a request whose key [`claim_idempotency`] found new, encrypted (it
@@ -760,6 +756,15 @@ pub fn estimate_last_send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_lowercase_hex_of_sha256_over_length_prefixed_parts() {
+        // Stored with idempotency keys: the text must not change between versions.
+        assert_eq!(
+            fingerprint(&[b"/api/v1/messages", br#"{"to":"+14155552671"}"#]),
+            "7ee2ff3709e9ff3c3af883dca957e1175f18e06e1a48c4e6da4cb5b43cf43307"
+        );
+    }
 
     #[test]
     fn the_estimate_follows_the_tightest_limit() {

@@ -235,12 +235,7 @@ impl std::fmt::Debug for Installation {
 pub fn random_sid(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    let mut sid = String::with_capacity(34);
-    sid.push_str(prefix);
-    for b in bytes {
-        sid.push_str(&format!("{b:02x}"));
-    }
-    sid
+    format!("{prefix}{}", hex::encode(bytes))
 }
 
 /// Stores `value` under `key` unless one is there, and returns the stored one (another instance
@@ -278,7 +273,7 @@ pub async fn installation(
     let account_sid = account_sid(db, twilio_account_sid).await?;
     let mut token = [0u8; 16];
     rand::rng().fill_bytes(&mut token);
-    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    let token = hex::encode(token);
     let stored = once(db, "simulator_token", &key.encrypt(&token)).await?;
     let simulator_token = key
         .decrypt(&stored)
@@ -339,7 +334,13 @@ mod tests {
     fn sids_have_twilios_shape() {
         let sid = random_sid("SM");
         assert_eq!(sid.len(), 34);
-        assert!(sid[2..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(sid.starts_with("SM"));
+        assert!(
+            sid[2..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "lowercase hex: {sid}"
+        );
         assert_ne!(sid, random_sid("SM"));
     }
 }

@@ -178,9 +178,7 @@ impl Simulator {
         let mut state = self.lock();
         let mut bytes = [0u8; 16];
         state.rng.fill(&mut bytes);
-        let sid: String = std::iter::once("SM".to_owned())
-            .chain(bytes.iter().map(|b| format!("{b:02x}")))
-            .collect();
+        let sid = format!("SM{}", hex::encode(bytes));
         let created = Message {
             sid: sid.clone(),
             status: MessageStatus::Queued,

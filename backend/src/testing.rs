@@ -246,7 +246,9 @@ pub mod fake_twilio {
                     "next_page_uri": null, "previous_page_uri": null,
                 }));
             }
-            let form: Vec<(String, String)> = url_form(&request.body);
+            // Strings only: a form always parses (a bad escape stays as written).
+            let form: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&request.body).unwrap_or_default();
             let get = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
             let to = get("To").unwrap_or_default();
             let script = state.scripts.get_mut(&to).and_then(VecDeque::pop_front);
@@ -289,41 +291,6 @@ pub mod fake_twilio {
                 _ => response,
             }
         }
-    }
-
-    fn url_form(body: &[u8]) -> Vec<(String, String)> {
-        let text = String::from_utf8_lossy(body);
-        text.split('&')
-            .filter(|p| !p.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (decode(k), decode(v))
-            })
-            .collect()
-    }
-
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                    match u8::from_str_radix(hex, 16) {
-                        Ok(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     impl FakeTwilio {
