@@ -194,32 +194,85 @@ pub struct Sent {
     pub review: Review,
 }
 
-/// Recipients of a pasted list: (line, the cell used).
+/// Recipients of a pasted list or CSV file: (1-based line, the cell used). Rows are read by the
+/// csv crate, so a quoted cell may hold the delimiter or a doubled quote (`"Müller, Zoë"`). The
+/// number is the first cell with at least 5 digits, else the first cell; a first row without
+/// any digit is a header ("name,phone") and skipped.
+#[cfg(feature = "ssr")]
 pub fn recipient_lines(text: &str) -> Vec<(usize, String)> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let line = line.trim();
-            if line.is_empty() {
-                return None;
-            }
-            let cells: Vec<&str> = line
-                .split([',', ';', '\t'])
-                .map(|c| c.trim().trim_matches('"').trim())
-                .collect();
-            let digits = |c: &str| c.chars().filter(char::is_ascii_digit).count();
-            let cell = cells
-                .iter()
-                .find(|c| digits(c) >= 5)
-                .copied()
-                .unwrap_or(cells[0]);
-            // A header row ("phone", "name,phone") has no digit in it: skip it.
-            if i == 0 && digits(line) == 0 {
-                return None;
-            }
-            Some((i + 1, cell.to_owned()))
-        })
-        .collect()
+    let digits = |c: &str| c.chars().filter(char::is_ascii_digit).count();
+    let mut lines = Vec::new();
+    let mut first = true;
+    // A string with an ASCII delimiter and ragged rows allowed: no read can fail.
+    for record in csv_reader(text, delimiter(text)).records().flatten() {
+        // A line of spaces; empty lines the reader skips itself.
+        if record.len() == 1 && record[0].is_empty() {
+            continue;
+        }
+        if std::mem::take(&mut first) && record.iter().all(|c| digits(c) == 0) {
+            continue;
+        }
+        let cell = record.iter().find(|c| digits(c) >= 5).unwrap_or(&record[0]);
+        let line = record.position().map_or(0, |p| first_line(text, p));
+        lines.push((line, unquoted(cell).to_owned()));
+    }
+    lines
+}
+
+/// The line a record starts on. The reader's position is where the previous record ended: the
+/// line breaks it skipped after that (blank lines, the `\n` of a `\r\n`) come on top.
+#[cfg(feature = "ssr")]
+fn first_line(text: &str, position: &csv::Position) -> usize {
+    let from = usize::try_from(position.byte()).unwrap_or(usize::MAX);
+    let skipped = text
+        .as_bytes()
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .filter(|&&b| b == b'\n')
+        .count();
+    usize::try_from(position.line())
+        .unwrap_or(usize::MAX)
+        .saturating_add(skipped)
+}
+
+#[cfg(feature = "ssr")]
+fn csv_reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes())
+}
+
+/// A list's delimiter: of comma, semicolon and tab, the one that splits its first non-empty line
+/// into the most cells (quoted cells count as one); comma when none splits it.
+#[cfg(feature = "ssr")]
+fn delimiter(text: &str) -> u8 {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let cells = |d: u8| {
+        csv_reader(first, d)
+            .records()
+            .next()
+            .and_then(Result::ok)
+            .map_or(0, |r| r.len())
+    };
+    // `max_by_key` keeps the last of equals: comma wins ties, then semicolon.
+    [b'\t', b';', b',']
+        .into_iter()
+        .max_by_key(|&d| cells(d))
+        .unwrap_or(b',')
+}
+
+/// CSV opens a quoted cell only at its very start, so in `Ada, "+1 415 555 2671"` the reader keeps
+/// the quotes of the second cell; people type lists like that, so a wrapping pair goes.
+#[cfg(feature = "ssr")]
+fn unquoted(cell: &str) -> &str {
+    cell.strip_prefix('"')
+        .and_then(|c| c.strip_suffix('"'))
+        .map_or(cell, str::trim)
 }
 
 /// Checks a draft through intake (one pass over every recipient, a fixed number of queries):
@@ -420,20 +473,82 @@ impl ProgressCounts {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::*;
 
+    fn lines(items: &[(usize, &str)]) -> Vec<(usize, String)> {
+        items.iter().map(|&(n, c)| (n, c.to_owned())).collect()
+    }
+
     #[test]
-    fn pasted_lists_and_csv_rows_give_their_numbers() {
-        let text = "name,phone\nAda,+1 415 555 2671\n\n\"Bo\";0412 345 678\n+14155552672";
+    fn csv_rows_give_the_cell_with_the_number_after_a_header() {
+        let text = "name,phone\nAda,+1 415 555 2671\n\n\"Bo\",0412 345 678\n+14155552672";
         assert_eq!(
             recipient_lines(text),
-            [
-                (2, "+1 415 555 2671".to_owned()),
-                (4, "0412 345 678".to_owned()),
-                (5, "+14155552672".to_owned()),
-            ]
+            lines(&[
+                (2, "+1 415 555 2671"),
+                (4, "0412 345 678"),
+                (5, "+14155552672")
+            ])
+        );
+    }
+
+    #[test]
+    fn a_list_of_numbers_one_per_line_is_read_as_it_is() {
+        let text = "+61 412 345 678\n  0412 345 679  \n\n   \n+14155552671\n";
+        assert_eq!(
+            recipient_lines(text),
+            lines(&[
+                (1, "+61 412 345 678"),
+                (2, "0412 345 679"),
+                (5, "+14155552671")
+            ])
+        );
+    }
+
+    #[test]
+    fn quoted_cells_may_hold_the_delimiter_and_doubled_quotes() {
+        let text = "name,phone\n\"Müller, Zoë\",+61 412 345 678\n\"Bo \"\"the boss\"\", Ltd\",\"0412 345 679\"";
+        assert_eq!(
+            recipient_lines(text),
+            lines(&[(2, "+61 412 345 678"), (3, "0412 345 679")])
+        );
+        // Without a number, the first cell is the one reported, unquoted.
+        assert_eq!(
+            recipient_lines("+61 412 345 678\n\"Bo \"\"the boss\"\", Ltd\",nobody"),
+            lines(&[(1, "+61 412 345 678"), (2, "Bo \"the boss\", Ltd")])
+        );
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_windows_breaks_and_quoted_breaks() {
+        let text = "\r\nphone\r\n\r\n+61 412 345 678\r\n\"Ada\nLovelace\",0412 345 679\n\n\nnobody";
+        assert_eq!(
+            recipient_lines(text),
+            lines(&[(4, "+61 412 345 678"), (5, "0412 345 679"), (9, "nobody")])
+        );
+    }
+
+    #[test]
+    fn the_first_line_decides_the_delimiter() {
+        let semicolons = "Name;Phone\n\"Müller; Zoë\";+61 412 345 678\nAda, Bo;0412 345 679";
+        assert_eq!(
+            recipient_lines(semicolons),
+            lines(&[(2, "+61 412 345 678"), (3, "0412 345 679")])
+        );
+        let tabs = "Name\tPhone\nMüller, Zoë\t+61 412 345 678";
+        assert_eq!(recipient_lines(tabs), lines(&[(2, "+61 412 345 678")]));
+        // A comma inside quotes does not count for the first line.
+        let quoted = "\"Müller, Zoë\";+61 412 345 678";
+        assert_eq!(recipient_lines(quoted), lines(&[(1, "+61 412 345 678")]));
+    }
+
+    #[test]
+    fn a_quote_after_a_space_still_wraps_the_cell() {
+        assert_eq!(
+            recipient_lines("Ada, \"+1 415 555 2671\"\r\nBo,  \" 0412 345 678 \"\r\n"),
+            lines(&[(1, "+1 415 555 2671"), (2, "0412 345 678")])
         );
     }
 }
