@@ -19,9 +19,10 @@ use backend::api_keys::{self, ApiKey, Presented};
 use backend::db::{DbError, now_micros};
 use backend::intake::{Content, Refusal, Submission};
 use backend::outbox::{self, Idempotency, MessageView, Source};
-use base64::Engine;
 use chrono::{DateTime, SecondsFormat};
 use domain::template::{Category, Priority};
+use headers::authorization::{Basic, Bearer};
+use headers::{Authorization, HeaderMapExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -99,35 +100,44 @@ fn refusal_error(r: Refusal) -> ApiError {
     }
 }
 
-/// The API key a request presents, checked.
+/// The API key a request presents, checked. The typed headers read the scheme regardless of case
+/// (`bearer …` is `Bearer …`, as HTTP has it) and skip spaces before the credentials.
 pub async fn authenticate(sending: &Sending, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
     let unauthorized =
         |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned());
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            unauthorized(
-                "send an API key: Authorization: Basic base64(SK…:secret) or Bearer <secret>; an admin creates keys in the console",
-            )
-        })?;
-    let found = if let Some(encoded) = value.strip_prefix("Basic ") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| unauthorized("the Basic credentials are not base64 of id:secret"))?;
-        let (id, secret) = decoded
-            .split_once(':')
-            .ok_or_else(|| unauthorized("the Basic credentials are not id:secret"))?;
-        api_keys::authenticate(&sending.db, Presented::IdAndSecret(id, secret)).await?
-    } else if let Some(secret) = value.strip_prefix("Bearer ") {
-        api_keys::authenticate(&sending.db, Presented::Secret(secret.trim())).await?
+    let found = if let Some(Authorization(basic)) = headers.typed_get::<Authorization<Basic>>() {
+        let presented = Presented::IdAndSecret(basic.username(), basic.password());
+        api_keys::authenticate(&sending.db, presented).await?
+    } else if let Some(Authorization(bearer)) = headers.typed_get::<Authorization<Bearer>>() {
+        let secret = bearer.token().trim();
+        if secret.is_empty() {
+            return Err(unauthorized(EMPTY_BEARER));
+        }
+        api_keys::authenticate(&sending.db, Presented::Secret(secret)).await?
     } else {
-        return Err(unauthorized("use Basic or Bearer authorization"));
+        // The typed headers only say "not mine": the scheme picks the explanation.
+        let scheme = headers.get(header::AUTHORIZATION).map(|v| {
+            v.as_bytes()
+                .split(|&b| b == b' ')
+                .next()
+                .unwrap_or_default()
+        });
+        return Err(unauthorized(match scheme {
+            None => {
+                "send an API key: Authorization: Basic base64(SK…:secret) or Bearer <secret>; an admin creates keys in the console"
+            }
+            Some(s) if s.eq_ignore_ascii_case(b"Basic") => {
+                "the Basic credentials are not base64 of id:secret"
+            }
+            Some(s) if s.eq_ignore_ascii_case(b"Bearer") => EMPTY_BEARER,
+            Some(_) => "use Basic or Bearer authorization",
+        }));
     };
     found.ok_or_else(|| unauthorized("the API key is unknown, revoked, or its secret is wrong"))
 }
+
+/// `Bearer` with nothing usable after it (HTTP drops trailing spaces, so `Bearer ` is `Bearer`).
+const EMPTY_BEARER: &str = "the Bearer token is empty or not ASCII text: send Bearer <secret>";
 
 /// One message as a caller submits it: `body`, or `template` with its `variables`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -10,6 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backend::db::{Db, now_micros};
+use headers::authorization::Bearer;
+use headers::{Authorization, HeaderMapExt};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -51,11 +53,8 @@ pub struct Metrics {
 
 pub async fn serve(State(m): State<Metrics>, headers: HeaderMap) -> Response {
     if let Some(token) = &m.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let given = headers.typed_get::<Authorization<Bearer>>();
+        let given = given.as_ref().map_or("", |Authorization(b)| b.token());
         if !bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
             return (
                 StatusCode::UNAUTHORIZED,

@@ -120,6 +120,21 @@ async fn metrics_ask_for_the_token_when_one_is_set(backend: Backend) {
         .await
         .expect("GET");
     assert_eq!(right.status().as_u16(), 200);
+    // The typed header reads the scheme regardless of case, as HTTP has it.
+    let lowercase = client
+        .get(app.url("/metrics"))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(lowercase.status().as_u16(), 200);
+    let basic = client
+        .get(app.url("/metrics"))
+        .basic_auth(TOKEN, None::<&str>)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(basic.status().as_u16(), 401, "only a bearer token");
     assert!(
         right
             .text()

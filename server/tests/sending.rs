@@ -121,6 +121,81 @@ async fn the_api_needs_a_live_key(backend: Backend) {
 }
 on_both!(the_api_needs_a_live_key);
 
+async fn api_credentials_follow_http_rules_and_bad_ones_are_explained(backend: Backend) {
+    use base64::Engine;
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // An unknown message is 404 once the key is accepted, 401 before.
+    let ask = |authorization: Option<String>| {
+        let url = app.url("/api/v1/messages/SMnope");
+        async move {
+            let mut request = reqwest::Client::new().get(url);
+            if let Some(a) = authorization {
+                request = request.header("authorization", a);
+            }
+            let response = request.send().await.expect("GET");
+            let status = response.status().as_u16();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().expect("ascii").to_owned());
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let message = body["error"]["message"].as_str().map(str::to_owned);
+            (status, challenge, message)
+        }
+    };
+    let accepted = [
+        format!("Bearer {}", key.secret),
+        // The scheme is case-insensitive in HTTP; spaces before the credentials are skipped.
+        format!("bearer {}", key.secret),
+        format!("BEARER    {}", key.secret),
+        format!("basic {}", b64(&format!("{}:{}", key.id, key.secret))),
+        format!("Basic   {}", b64(&format!("{}:{}", key.id, key.secret))),
+    ];
+    for authorization in accepted {
+        let (status, ..) = ask(Some(authorization.clone())).await;
+        assert_eq!(status, 404, "{authorization}");
+    }
+    let refused = [
+        (None, "send an API key"),
+        // HTTP drops trailing spaces: this arrives as `Bearer`.
+        (Some("Bearer ".to_owned()), "the Bearer token is empty"),
+        (Some("Bearer".to_owned()), "the Bearer token is empty"),
+        (
+            Some(format!("Basic {}", b64(&key.secret))),
+            "the Basic credentials are not base64 of id:secret",
+        ),
+        (
+            Some("Basic not-base64!".to_owned()),
+            "the Basic credentials are not base64 of id:secret",
+        ),
+        (
+            Some(format!("Digest {}", key.secret)),
+            "use Basic or Bearer authorization",
+        ),
+        (
+            Some(format!("Bearer {}x", key.secret)),
+            "the API key is unknown, revoked, or its secret is wrong",
+        ),
+    ];
+    for (authorization, expected) in refused {
+        let (status, challenge, message) = ask(authorization.clone()).await;
+        assert_eq!(status, 401, "{authorization:?}");
+        assert_eq!(
+            challenge.as_deref(),
+            Some("Basic realm=\"smsdesk API\""),
+            "{authorization:?}"
+        );
+        let message = message.expect("a message");
+        assert!(
+            message.starts_with(expected),
+            "{authorization:?}: {message}"
+        );
+    }
+}
+on_both!(api_credentials_follow_http_rules_and_bad_ones_are_explained);
+
 async fn the_json_api_accepts_checks_and_reports(backend: Backend) {
     let app = spawn_app(backend).await;
     let key = api_key(&app).await;
