@@ -2,6 +2,8 @@
 //! `X-Twilio-Signature` is checked against `SMSDESK_PUBLIC_URL` + path + query over every
 //! parameter received; a forged or unsigned callback gets 403 and a log line without secrets.
 //! A valid one is recorded (forward only, one event per sid and status) and answered 204.
+//! The signature covers every pair as sent; the fields smsdesk uses are then read into a struct
+//! from the same body.
 
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
@@ -10,8 +12,24 @@ use backend::db::now_micros;
 use backend::worker::{self, Callback, CallbackOutcome};
 use domain::money::Money;
 use domain::status::MessageStatus;
+use serde::Deserialize;
 
 use crate::sending::Sending;
+
+/// The parameters of a status callback smsdesk reads; Twilio sends more, all accepted. `Sms…` are
+/// the older names Twilio still sends next to `Message…`. Code and price stay text: one that does
+/// not parse is left out rather than failing the callback.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StatusParams {
+    message_sid: Option<String>,
+    sms_sid: Option<String>,
+    message_status: Option<String>,
+    sms_status: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    price: Option<String>,
+}
 
 pub async fn status(
     State(sending): State<Sending>,
@@ -42,18 +60,22 @@ pub async fn status(
         tracing::warn!(reason = %e, url, "status callback refused: bad X-Twilio-Signature");
         return StatusCode::FORBIDDEN;
     }
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    let fields: StatusParams = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            // A parameter smsdesk reads given twice.
+            tracing::warn!(error = %e, "status callback with ambiguous parameters");
+            return StatusCode::BAD_REQUEST;
+        }
     };
-    let Some(sid) = get("MessageSid").or_else(|| get("SmsSid")) else {
+    let Some(sid) = fields.message_sid.as_deref().or(fields.sms_sid.as_deref()) else {
         tracing::warn!("status callback without MessageSid");
         return StatusCode::BAD_REQUEST;
     };
-    let status_text = get("MessageStatus")
-        .or_else(|| get("SmsStatus"))
+    let status_text = fields
+        .message_status
+        .as_deref()
+        .or(fields.sms_status.as_deref())
         .unwrap_or("");
     let Ok(status) = status_text.parse::<MessageStatus>() else {
         tracing::warn!(
@@ -66,9 +88,11 @@ pub async fn status(
     let callback = Callback {
         sid: sid.to_owned(),
         status,
-        error_code: get("ErrorCode").and_then(|c| c.parse().ok()),
-        error_message: get("ErrorMessage").map(str::to_owned),
-        price_micros: get("Price")
+        error_code: fields.error_code.as_deref().and_then(|c| c.parse().ok()),
+        error_message: fields.error_message,
+        price_micros: fields
+            .price
+            .as_deref()
             .and_then(|p| Money::from_twilio_price(p).ok())
             .map(Money::micros),
     };

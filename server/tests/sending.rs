@@ -410,13 +410,12 @@ async fn a_message_goes_through_the_simulator_and_its_signed_callbacks(backend: 
 }
 on_both!(a_message_goes_through_the_simulator_and_its_signed_callbacks);
 
-async fn forged_callbacks_are_refused_and_duplicates_ignored(backend: Backend) {
-    let app = spawn_app(backend).await;
-    open_limits(&app).await;
-    let key = api_key(&app).await;
+/// A message sent through the API and handed to the (fake) Twilio: its id and Twilio's sid.
+async fn handed_to_twilio(app: &TestApp, key: &Key) -> (String, String) {
+    open_limits(app).await;
     let r = send(
-        &app,
-        &key,
+        app,
+        key,
         "/api/v1/messages",
         r#"{"to": "+14155552671", "body": "x"}"#,
         &[],
@@ -435,6 +434,13 @@ async fn forged_callbacks_are_refused_and_duplicates_ignored(backend: Backend) {
     .fetch_one(pool)
     .await
     .expect("sid"));
+    (id, provider_sid)
+}
+
+async fn forged_callbacks_are_refused_and_duplicates_ignored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let (id, provider_sid) = handed_to_twilio(&app, &key).await;
     let url = app.sending.status_url();
     let params = [
         ("AccountSid", app.sending.installation.account_sid.clone()),
@@ -486,6 +492,77 @@ async fn forged_callbacks_are_refused_and_duplicates_ignored(backend: Backend) {
     );
 }
 on_both!(forged_callbacks_are_refused_and_duplicates_ignored);
+
+async fn callbacks_are_read_by_name_and_unknown_parameters_are_signed_too(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = api_key(&app).await;
+    let (id, provider_sid) = handed_to_twilio(&app, &key).await;
+    let url = app.sending.status_url();
+    let token = AuthToken::new(AUTH_TOKEN).expect("token");
+    let post = |params: Vec<(&'static str, String)>| {
+        let url = url.clone();
+        let signature = domain::signature::sign(&token, &url, &params);
+        async move {
+            reqwest::Client::new()
+                .post(&url)
+                .header("X-Twilio-Signature", signature)
+                .form(&params)
+                .send()
+                .await
+                .expect("POST")
+                .status()
+                .as_u16()
+        }
+    };
+    // Only the older names, in another order, among parameters smsdesk does not read.
+    let params = vec![
+        ("ApiVersion", "2010-04-01".to_owned()),
+        ("SmsStatus", "undelivered".to_owned()),
+        ("ErrorMessage", "Landline or unreachable carrier".to_owned()),
+        ("To", "+14155552671".to_owned()),
+        ("RawDlrDoneDate", "2605201200".to_owned()),
+        ("ErrorCode", "30006".to_owned()),
+        ("Price", "-0.00790".to_owned()),
+        ("SmsSid", provider_sid.clone()),
+    ];
+    let mut twice = params.clone();
+    twice.push(("SmsStatus", "delivered".to_owned()));
+    assert_eq!(post(twice).await, 400, "a status given twice is ambiguous");
+    let mut unknown_changed = params.clone();
+    let signature = domain::signature::sign(&token, &url, &params);
+    unknown_changed[4].1 = "2605201201".to_owned();
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("X-Twilio-Signature", signature)
+        .form(&unknown_changed)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        forged.status().as_u16(),
+        403,
+        "a parameter smsdesk does not read is signed too"
+    );
+    assert_eq!(post(params).await, 204);
+    let m = get(&app, &key, &format!("/api/v1/messages/{id}"))
+        .await
+        .body;
+    assert_eq!(
+        (
+            &m["status"],
+            &m["error_code"],
+            &m["error_message"],
+            &m["price"]
+        ),
+        (
+            &json!("undelivered"),
+            &json!(30006),
+            &json!("Landline or unreachable carrier"),
+            &json!("0.0079")
+        )
+    );
+}
+on_both!(callbacks_are_read_by_name_and_unknown_parameters_are_signed_too);
 
 async fn twilio_python_sends_through_the_compatible_endpoint(backend: Backend) {
     let app = spawn_app(backend).await;
