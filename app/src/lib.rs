@@ -1,6 +1,15 @@
 //! What people see: the smsdesk console's pages and components (Leptos, rendered on the server and
 //! hydrated in the browser), and the server functions behind them.
 //!
+//! One module per area of the console, its pages and its server functions together: `templates`,
+//! `send`, `settings`, `api_keys`, `users`, `audit`, and `auth` (sign-in, one's own account, and
+//! the session every other area checks); `home` is the overview. In an area, `api` holds the server
+//! functions and the types they answer with; each checks the session's role on the server before
+//! it does anything. `page` (`pages` for templates) holds the pages, which are thin: they load data
+//! through server functions, check the role (the server has already answered 403 or redirected;
+//! this draws the page that says so), and hand the data to components. What several areas share is
+//! in `components`.
+//!
 //! Built twice: with `ssr` into the server, with `hydrate` into the browser's wasm. Both run the
 //! same `domain` code, so the live counter and the server agree.
 
@@ -9,14 +18,18 @@
 #![recursion_limit = "256"]
 
 pub mod access;
-pub mod api;
+pub mod api_keys;
+pub mod audit;
 pub mod auth;
+pub mod components;
 pub mod error;
-pub mod layout;
-pub mod pages;
+pub mod home;
+pub mod send;
+pub mod settings;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod templates;
+pub mod users;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -56,7 +69,7 @@ pub fn App() -> impl IntoView {
     });
 
     let user = Resource::new(|| (), |_| auth::whoami());
-    provide_context(pages::CurrentUser(user));
+    provide_context(components::CurrentUser(user));
 
     view! {
         <Stylesheet id="leptos" href="/pkg/smsdesk.css"/>
@@ -66,21 +79,21 @@ pub fn App() -> impl IntoView {
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
             <div class="layout">
-                <layout::Sidebar/>
+                <components::layout::Sidebar/>
                 <main id="main" class="content" tabindex="-1">
-                    <layout::ModeBanner/>
-                    <Routes fallback=pages::NotFoundPage>
-                        <Route path=path!("/login") view=pages::login::LoginPage/>
-                        <Route path=path!("/") view=pages::home::HomePage/>
-                        <Route path=path!("/templates") view=pages::templates::TemplatesPage/>
-                        <Route path=path!("/templates/new") view=pages::templates::NewTemplatePage/>
-                        <Route path=path!("/templates/:key") view=pages::templates::EditTemplatePage/>
-                        <Route path=path!("/users") view=pages::users::UsersPage/>
-                        <Route path=path!("/audit") view=pages::audit::AuditPage/>
-                        <Route path=path!("/send") view=pages::send::SendPage/>
-                        <Route path=path!("/settings") view=pages::settings::SettingsPage/>
-                        <Route path=path!("/api-keys") view=pages::api_keys::ApiKeysPage/>
-                        <Route path=path!("/account") view=pages::account::AccountPage/>
+                    <components::layout::ModeBanner/>
+                    <Routes fallback=components::NotFoundPage>
+                        <Route path=path!("/login") view=auth::login::LoginPage/>
+                        <Route path=path!("/") view=home::HomePage/>
+                        <Route path=path!("/templates") view=templates::pages::TemplatesPage/>
+                        <Route path=path!("/templates/new") view=templates::pages::NewTemplatePage/>
+                        <Route path=path!("/templates/:key") view=templates::pages::EditTemplatePage/>
+                        <Route path=path!("/users") view=users::page::UsersPage/>
+                        <Route path=path!("/audit") view=audit::page::AuditPage/>
+                        <Route path=path!("/send") view=send::page::SendPage/>
+                        <Route path=path!("/settings") view=settings::page::SettingsPage/>
+                        <Route path=path!("/api-keys") view=api_keys::page::ApiKeysPage/>
+                        <Route path=path!("/account") view=auth::account::AccountPage/>
                     </Routes>
                 </main>
             </div>

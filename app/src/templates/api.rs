@@ -1,5 +1,5 @@
-//! Templates: list, read, save, duplicate, delete. Dispatchers and admins edit; the server
-//! validates every save with the same code the editor runs in the browser.
+//! The templates' server functions: list, read, save, duplicate, delete. Dispatchers and admins
+//! edit; the server validates every save with the same code the editor runs in the browser.
 
 #[cfg(feature = "ssr")]
 use domain::access::Permission;

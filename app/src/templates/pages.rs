@@ -6,13 +6,12 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::LocalTime;
-use crate::api::templates::{
+use crate::components::{ErrorNote, Guarded, LocalTime};
+use crate::error::AppError;
+use crate::templates::api::{
     DeleteTemplate, DuplicateTemplate, TemplateSummary, TemplateView, get_template, list_templates,
     save_template,
 };
-use crate::error::AppError;
-use crate::pages::{ErrorNote, Guarded};
 use crate::templates::{Field, FieldError, TemplateDraft, TemplateEditor, use_leave_guard};
 
 #[component]

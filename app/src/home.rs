@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::access::nav_for;
-use crate::pages::{CurrentUser, Guarded};
+use crate::components::{CurrentUser, Guarded};
 
 #[component]
 pub fn HomePage() -> impl IntoView {

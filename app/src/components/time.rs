@@ -1,10 +1,5 @@
-//! The console's server functions, by area. Each one checks the session's role on the server
-//! before it does anything.
-
-pub mod audit;
-pub mod sending;
-pub mod templates;
-pub mod users;
+//! Moments, as tables show them: in the viewer's time zone once the page is hydrated, in UTC
+//! before.
 
 use leptos::prelude::*;
 

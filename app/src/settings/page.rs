@@ -7,9 +7,9 @@ use domain::sending::SendingSettings;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::sending::{SaveSendingSettings, get_sending_settings};
+use crate::components::{ErrorNote, Guarded};
 use crate::error::AppError;
-use crate::pages::{ErrorNote, Guarded};
+use crate::settings::api::{SaveSendingSettings, get_sending_settings};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {

@@ -5,12 +5,11 @@ use domain::access::{Permission, Role};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::LocalTime;
-use crate::api::users::{
+use crate::components::{ErrorNote, Guarded, LocalTime};
+use crate::error::AppError;
+use crate::users::api::{
     CreateUser, ResetUserPassword, SetUserDisabled, SetUserRole, UserView, list_users,
 };
-use crate::error::AppError;
-use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn UsersPage() -> impl IntoView {

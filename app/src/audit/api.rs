@@ -1,4 +1,5 @@
-//! The audit log (admins and compliance officers): who changed what, when, before and after.
+//! The audit log's server function (admins and compliance officers): who changed what, when,
+//! before and after.
 
 #[cfg(feature = "ssr")]
 use domain::access::Permission;

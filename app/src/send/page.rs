@@ -11,10 +11,10 @@ use domain::template::{Category, TemplateBody};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::sending::{Review, ReviewSend, SendDraft, SendMessages, send_progress};
-use crate::api::templates::{TemplateSummary, list_templates};
+use crate::components::{ErrorNote, Guarded};
 use crate::error::AppError;
-use crate::pages::{ErrorNote, Guarded};
+use crate::send::api::{Review, ReviewSend, SendDraft, SendMessages, send_progress};
+use crate::templates::api::{TemplateSummary, list_templates};
 
 #[component]
 pub fn SendPage() -> impl IntoView {

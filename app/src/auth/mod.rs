@@ -1,5 +1,9 @@
-//! Who is signed in, and what they may do: sign-in, sign-out, changing one's own password, and
-//! the role check every server function and page makes on the server.
+//! Who is signed in, and what they may do: sign-in, sign-out, changing one's own password (with
+//! their pages, `login` and `account`), and the role check every server function and page makes on
+//! the server.
+
+pub mod account;
+pub mod login;
 
 use std::time::Duration;
 

@@ -1,16 +1,12 @@
-//! One module per page. Pages are thin: they load data through server functions, check the role
-//! (the server has already answered 403 or redirected; this draws the page that says so), and
-//! hand the data to components.
+//! What several screens share: the signed-in user ([`CurrentUser`]), the guard every page draws
+//! itself in ([`Guarded`]) and what it shows a role that may not open the page ([`Forbidden`]), a
+//! server function's error in a sentence ([`ErrorNote`]), the page for unknown paths, a moment in
+//! the viewer's time zone ([`LocalTime`]), and the frame around every page (`layout`).
 
-pub mod account;
-pub mod api_keys;
-pub mod audit;
-pub mod home;
-pub mod login;
-pub mod send;
-pub mod settings;
-pub mod templates;
-pub mod users;
+pub mod layout;
+pub mod time;
+
+pub use time::LocalTime;
 
 use domain::access::Permission;
 use leptos::prelude::*;

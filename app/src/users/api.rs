@@ -1,4 +1,5 @@
-//! Users (admins only): create, change role, disable, reset password. Each change is audited.
+//! The users' server functions (admins only): list, create, change role, disable, reset password.
+//! Each change is audited.
 
 #[cfg(feature = "ssr")]
 use domain::access::Permission;

@@ -5,10 +5,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::LocalTime;
-use crate::api::audit::{AuditEntry, list_audit};
+use crate::audit::api::{AuditEntry, list_audit};
+use crate::components::{ErrorNote, Guarded, LocalTime};
 use crate::error::AppError;
-use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn AuditPage() -> impl IntoView {

@@ -1,11 +1,17 @@
-//! The frame around every page: the navigation, drawn for the signed-in user's role.
+//! The frame around every page: the navigation, drawn for the signed-in user's role, and the
+//! banner that says whether smsdesk sends for real.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
+use serde::{Deserialize, Serialize};
 
 use crate::access::nav_for;
 use crate::auth::Logout;
-use crate::pages::CurrentUser;
+use crate::components::CurrentUser;
+use crate::error::AppError;
+
+#[cfg(feature = "ssr")]
+use crate::auth::{current_user, state};
 
 #[component]
 pub fn Sidebar() -> impl IntoView {
@@ -50,6 +56,23 @@ pub fn Sidebar() -> impl IntoView {
     }
 }
 
+/// Whether smsdesk sends for real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeView {
+    pub simulator: bool,
+}
+
+/// For the banner every signed-in person sees.
+#[server(endpoint = "sending_mode")]
+pub async fn sending_mode() -> Result<ModeView, AppError> {
+    current_user()
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated.respond())?;
+    Ok(ModeView {
+        simulator: state()?.simulator,
+    })
+}
+
 /// Says, on every page, whether smsdesk sends for real or simulates.
 #[component]
 pub fn ModeBanner() -> impl IntoView {
@@ -58,7 +81,7 @@ pub fn ModeBanner() -> impl IntoView {
     // about this installation, not this page.
     let mode = LocalResource::new(move || async move {
         match user.await {
-            Ok(Some(_)) => crate::api::sending::sending_mode().await.ok(),
+            Ok(Some(_)) => sending_mode().await.ok(),
             _ => None,
         }
     });

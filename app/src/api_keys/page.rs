@@ -5,10 +5,9 @@ use domain::access::Permission;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::LocalTime;
-use crate::api::sending::{ApiKeyView, CreateApiKey, RevokeApiKey, list_api_keys};
+use crate::api_keys::api::{ApiKeyView, CreateApiKey, RevokeApiKey, list_api_keys};
+use crate::components::{ErrorNote, Guarded, LocalTime};
 use crate::error::AppError;
-use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn ApiKeysPage() -> impl IntoView {

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::auth::ChangeOwnPassword;
+use crate::components::{ErrorNote, Guarded};
 use crate::error::AppError;
-use crate::pages::{ErrorNote, Guarded};
 
 #[component]
 pub fn AccountPage() -> impl IntoView {
