@@ -6,6 +6,7 @@
 # any ERROR line in the server's log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/serve-lib.sh
 say() { printf '==> %s\n' "$*"; }
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
@@ -21,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base="http://127.0.0.1:$port"
 export DATABASE_URL="sqlite://$work/smsdesk.db"
 export SMSDESK_LISTEN="127.0.0.1:$port"
@@ -37,14 +38,7 @@ id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$key")
 secret=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])' <<<"$key")
 
 say "starting smsdesk on $base"
-(cd "$work" && exec "$bin" serve) >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 150); do
-  if curl -fsS "$base/readyz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/server.log"; echo "smsdesk exited before it was ready" >&2; exit 1; fi
-  sleep 0.2
-done
-curl -fsS "$base/readyz" >/dev/null || { cat "$work/server.log"; echo "smsdesk did not become ready" >&2; exit 1; }
+start_smsdesk "$bin" "$work" "$base"
 
 say "schemathesis $(tools/schemathesis/.venv/bin/schemathesis --version | awk '{print $NF}') against $base/api/v1/openapi.json"
 status=0
@@ -57,9 +51,5 @@ status=0
   --workers 1 \
   --phases examples,coverage,fuzzing,stateful \
   --suppress-health-check all) || status=$?
-if grep -q '"level":"ERROR"' "$work/server.log"; then
-  say "the server logged errors during the run"
-  grep '"level":"ERROR"' "$work/server.log" | head -n 20
-  status=1
-fi
+server_errors "$work" || status=1
 exit "$status"

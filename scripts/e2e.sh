@@ -5,6 +5,7 @@
 #   scripts/e2e.sh --measure       the keystroke measurement (release build), for make bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/serve-lib.sh
 say() { printf '==> %s\n' "$*"; }
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export LEPTOS_OUTPUT_NAME=smsdesk
@@ -28,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 export DATABASE_URL="sqlite://$work/smsdesk.db"
 export SMSDESK_LISTEN="127.0.0.1:$port"
 export SMSDESK_DATA_KEY; SMSDESK_DATA_KEY=$(head -c 32 /dev/urandom | base64 -w0)
@@ -44,15 +45,8 @@ for role in admin dispatcher compliance finance; do
 done
 
 say "starting smsdesk on 127.0.0.1:$port"
-# The .env of a developer's `make run` must not leak in: run from the work folder.
-(cd "$work" && exec "$OLDPWD/$bin" serve) > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 150); do
-  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/server.log"; echo "smsdesk exited before it was ready" >&2; exit 1; fi
-  sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/server.log"; echo "smsdesk did not become ready" >&2; exit 1; }
+# The .env of a developer's `make run` must not leak in: it runs from the work folder.
+start_smsdesk "$PWD/$bin" "$work" "http://127.0.0.1:$port"
 
 say "running Playwright ($config) in $(${CHROMIUM_PATH:-/usr/bin/chromium} --version 2>/dev/null || echo chromium)"
 status=0
@@ -62,9 +56,5 @@ if [ "$status" -ne 0 ]; then
   tail -n 50 "$work/server.log"
 fi
 # The tests only do what people do: an error in the server's log is a bug even when they pass.
-if grep -q '"level":"ERROR"' "$work/server.log"; then
-  say "the server logged errors during the tests"
-  grep '"level":"ERROR"' "$work/server.log" | head -n 20
-  status=1
-fi
+server_errors "$work" || status=1
 exit "$status"
