@@ -75,19 +75,10 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = match parse(&text) {
         Ok(s) => s,
-        Err(problem) => {
-            writeln!(std::io::stderr(), "smsdesk: {problem}; nothing was changed")?;
-            return Ok(ExitCode::from(2));
-        }
+        Err(problem) => return refused(&problem),
     };
     if let Err(e) = backend::settings::validate(&settings) {
-        writeln!(
-            std::io::stderr(),
-            "smsdesk: {}: {}; nothing was changed",
-            e.field,
-            e.message
-        )?;
-        return Ok(ExitCode::from(2));
+        return refused(&format!("{}: {}", e.field, e.message));
     }
     let db = open(&args.database_url).await?;
     let before = backend::settings::sending(&db)
@@ -101,13 +92,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         match backend::settings::save_sending(&db, &Actor::cli(), &settings).await {
             Ok(()) => {}
             Err(SettingsStoreError::Invalid(e)) => {
-                writeln!(
-                    std::io::stderr(),
-                    "smsdesk: {}: {}; nothing was changed",
-                    e.field,
-                    e.message
-                )?;
-                return Ok(ExitCode::from(2));
+                return refused(&format!("{}: {}", e.field, e.message));
             }
             Err(e) => return Err(e).context("saving the settings"),
         }
@@ -117,6 +102,12 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         "changed": changed,
     }))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The document was not applied: why, on standard error, and exit code 2.
+fn refused(problem: &str) -> anyhow::Result<ExitCode> {
+    writeln!(std::io::stderr(), "smsdesk: {problem}; nothing was changed")?;
+    Ok(ExitCode::from(2))
 }
 
 /// The settings a document describes, or what is wrong with it (unknown keys named: a typo must
