@@ -433,7 +433,7 @@ pub async fn authenticate(
         if charge == Charge::AddressOnly {
             return Err(AuthError::InvalidCredentials);
         }
-        let (failures, locked_until) = record_failure(db, user.id, now).await?;
+        let (failures, locked_until) = record_failed_sign_in(db, user.id, now).await?;
         return match locked_until.filter(|&until| until > now) {
             Some(until) if failures >= LOCK_AFTER_FAILURES => {
                 if failures == LOCK_AFTER_FAILURES {
@@ -466,8 +466,12 @@ pub async fn authenticate(
 /// Counts one failed sign-in at `now` in a single statement and returns the new count and until
 /// when the account now takes no attempt. Both databases evaluate every `SET` expression against
 /// the row as it was before this statement, and the row is locked while it runs, so concurrent
-/// failures each add one.
-async fn record_failure(db: &Db, id: UserId, now: i64) -> Result<(i64, Option<i64>), AuthError> {
+/// failures each add one. (Public so that tests can check exactly that.)
+pub async fn record_failed_sign_in(
+    db: &Db,
+    id: UserId,
+    now: i64,
+) -> Result<(i64, Option<i64>), AuthError> {
     // The count after this failure. A new run starts when there is none (never failed, or a
     // success ended it), when the last one went quiet long enough ago, or when its lock is over.
     let next = "(CASE WHEN locked_until IS NULL OR locked_until <= $2 - $6 \
