@@ -91,6 +91,9 @@ pub enum DbError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Query(#[from] sqlx::Error),
+    /// A stored value encrypted with another data key than this instance's `SMSDESK_DATA_KEY`.
+    #[error("{what} cannot be decrypted with this SMSDESK_DATA_KEY")]
+    Undecryptable { what: &'static str },
     /// A stored value this version cannot read (logged with the row's id where it was found).
     #[error("{table} row {id}: unreadable {column} {value:?}")]
     Unreadable {

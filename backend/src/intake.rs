@@ -81,22 +81,6 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 13] = [
-        RefusalCode::MissingTo,
-        RefusalCode::InvalidNumber,
-        RefusalCode::CountryNotAllowed,
-        RefusalCode::OptedOut,
-        RefusalCode::UnknownTemplate,
-        RefusalCode::UnknownVariable,
-        RefusalCode::TemplateValues,
-        RefusalCode::EmptyBody,
-        RefusalCode::BodyTooLong,
-        RefusalCode::InvalidSender,
-        RefusalCode::CategoryMismatch,
-        RefusalCode::CategoryNotAllowed,
-        RefusalCode::InvalidValidity,
-    ];
-
     /// The stable name programs match on (`invalid_number`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -114,18 +98,6 @@ impl RefusalCode {
             RefusalCode::CategoryNotAllowed => "category_not_allowed",
             RefusalCode::InvalidValidity => "invalid_validity",
         }
-    }
-
-    /// Whether the refusal concerns the recipient (the same text may go to others) rather than
-    /// the message itself.
-    pub fn is_about_recipient(self) -> bool {
-        matches!(
-            self,
-            RefusalCode::MissingTo
-                | RefusalCode::InvalidNumber
-                | RefusalCode::CountryNotAllowed
-                | RefusalCode::OptedOut
-        )
     }
 }
 
@@ -183,14 +155,6 @@ impl Intake {
             writer,
             wake,
         }
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn key(&self) -> &DataKey {
-        &self.key
     }
 
     /// Checks submissions against the settings and the consent ledger, without writing. Its
@@ -256,9 +220,9 @@ impl Intake {
             return Ok(Vec::new());
         }
         let span = tracing::info_span!("intake", source = source.kind(), messages = prepared.len());
-        let accepted = self
+        let (prepared, accepted) = self
             .writer
-            .write(prepared.clone(), source.clone(), now)
+            .write(prepared, source.clone(), now)
             .instrument(span.clone())
             .await?;
         span.in_scope(|| log_accepted(&accepted));
@@ -611,8 +575,12 @@ struct Job {
     items: Vec<Prepared>,
     source: Source,
     now: i64,
-    reply: tokio::sync::oneshot::Sender<Result<Vec<Accepted>, Arc<DbError>>>,
+    /// The job's messages back, with what was written for each.
+    reply: tokio::sync::oneshot::Sender<Result<Written, Arc<DbError>>>,
 }
+
+/// A job's messages and their rows, in the same order.
+type Written = (Vec<Prepared>, Vec<Accepted>);
 
 impl Writer {
     /// Starts the writer task; it ends when every `Writer` is dropped.
@@ -650,7 +618,7 @@ impl Writer {
                         let mut rest = accepted.into_iter();
                         for job in batch {
                             let mine: Vec<Accepted> = rest.by_ref().take(job.items.len()).collect();
-                            let _ = job.reply.send(Ok(mine));
+                            let _ = job.reply.send(Ok((job.items, mine)));
                         }
                     }
                     Err(e) => {
@@ -665,13 +633,14 @@ impl Writer {
         Writer { jobs }
     }
 
-    /// Writes `items` (from `source`) with the next group commit; returns once it is durable.
+    /// Writes `items` (from `source`) with the next group commit; returns them with their rows
+    /// once they are durable.
     async fn write(
         &self,
         items: Vec<Prepared>,
         source: Source,
         now: i64,
-    ) -> Result<Vec<Accepted>, Arc<DbError>> {
+    ) -> Result<Written, Arc<DbError>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let stopped = || Arc::new(DbError::Query(sqlx::Error::PoolClosed));
         self.jobs

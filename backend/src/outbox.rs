@@ -344,11 +344,8 @@ pub async fn claim_idempotency(
     let body = body
         .map(|b| key.decrypt(&b))
         .transpose()
-        .map_err(|_| DbError::Unreadable {
-            table: "idempotency_keys",
-            id: 0,
-            column: "response_body",
-            value: "(cannot be decrypted with this data key)".into(),
+        .map_err(|_| DbError::Undecryptable {
+            what: "a stored idempotent answer",
         })?;
     Ok(Idempotency::Replay {
         status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(500),
