@@ -21,6 +21,8 @@ pub struct AppState {
     pub default_sender: String,
     /// How every message enters (the send page writes through it; it wakes the worker).
     pub intake: Intake,
+    /// API keys checked in the last second (revoking one here forgets them at once).
+    pub api_keys: backend::api_keys::KeyCache,
 }
 
 impl std::fmt::Debug for AppState {

@@ -144,9 +144,13 @@ pub enum Presented<'a> {
     Secret(&'a str),
 }
 
-/// The active key the credentials belong to, or `None` (unknown, wrong secret, revoked).
-/// Compares in constant time and notes when the key was last used.
-pub async fn authenticate(db: &Db, presented: Presented<'_>) -> Result<Option<ApiKey>, DbError> {
+/// The active key the credentials belong to, or `None` (unknown, wrong secret, revoked), at
+/// `now` (UTC microseconds). Compares in constant time and notes when the key was last used.
+pub async fn authenticate(
+    db: &Db,
+    presented: Presented<'_>,
+    now: i64,
+) -> Result<Option<ApiKey>, DbError> {
     #[derive(sqlx::FromRow)]
     struct Row {
         id: String,
@@ -181,7 +185,6 @@ pub async fn authenticate(db: &Db, presented: Presented<'_>) -> Result<Option<Ap
     if !matches || row.revoked_at.is_some() {
         return Ok(None);
     }
-    let now = now_micros();
     // At most one write a minute per key: the column says "recently", not every request.
     if row.last_used_at.is_none_or(|t| now - t > 60_000_000) {
         on_db!(db, |pool| sqlx::query(
@@ -201,6 +204,81 @@ pub async fn authenticate(db: &Db, presented: Presented<'_>) -> Result<Option<Ap
         revoked_at: row.revoked_at,
         last_used_at: Some(now),
     }))
+}
+
+/// How long a checked key is taken on trust: a key revoked (on any instance) stops working
+/// within this time.
+pub const TRUSTED_FOR_MICROS: i64 = 1_000_000;
+
+/// Keys checked in the last second, so that a busy service does not cost a database query per
+/// request. Only successful checks are kept, under a digest of the credentials as presented (a
+/// wrong secret never matches one); one instance holds at most `CAPACITY` of them.
+#[derive(Debug, Clone, Default)]
+pub struct KeyCache {
+    entries: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], (i64, ApiKey)>>>,
+}
+
+impl KeyCache {
+    const CAPACITY: usize = 1_024;
+
+    /// As [`authenticate`], answered from memory when the same credentials were checked less
+    /// than [`TRUSTED_FOR_MICROS`] before `now`.
+    pub async fn authenticate(
+        &self,
+        db: &Db,
+        presented: Presented<'_>,
+        now: i64,
+    ) -> Result<Option<ApiKey>, DbError> {
+        let digest: [u8; 32] = {
+            let mut d = Sha256::new();
+            match &presented {
+                Presented::IdAndSecret(id, secret) => {
+                    d.update(b"basic\0");
+                    d.update(id.as_bytes());
+                    d.update(b"\0");
+                    d.update(secret.as_bytes());
+                }
+                Presented::Secret(secret) => {
+                    d.update(b"bearer\0");
+                    d.update(secret.as_bytes());
+                }
+            }
+            d.finalize().into()
+        };
+        if let Some((checked, key)) = self.lock().get(&digest)
+            && (0..TRUSTED_FOR_MICROS).contains(&(now - checked))
+        {
+            return Ok(Some(key.clone()));
+        }
+        let found = authenticate(db, presented, now).await?;
+        let mut entries = self.lock();
+        match &found {
+            Some(key) => {
+                if entries.len() >= Self::CAPACITY {
+                    entries.retain(|_, (checked, _)| now - *checked < TRUSTED_FOR_MICROS);
+                    if entries.len() >= Self::CAPACITY {
+                        entries.clear();
+                    }
+                }
+                entries.insert(digest, (now, key.clone()));
+            }
+            None => {
+                entries.remove(&digest);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Forgets every key checked: a key revoked here stops working at once on this instance.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], (i64, ApiKey)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// For tests and the CLI: the secret's text.

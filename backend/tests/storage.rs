@@ -418,3 +418,70 @@ async fn templates_are_seeded_once_and_edited_with_an_audit_trail(db: Db) {
     );
 }
 on_both!(templates_are_seeded_once_and_edited_with_an_audit_trail);
+
+async fn a_checked_api_key_is_trusted_for_a_second_and_a_wrong_secret_never(db: Db) {
+    use backend::api_keys::{self, KeyCache, Presented, TRUSTED_FOR_MICROS};
+    let created = api_keys::create(&db, &Actor::cli(), "dispatch service")
+        .await
+        .expect("key");
+    let (id, secret) = (created.key.id.as_str(), api_keys::reveal(&created.secret));
+    let cache = KeyCache::default();
+    let t0 = now_micros();
+    let check = |presented, now| {
+        let (cache, db) = (cache.clone(), db.clone());
+        async move {
+            cache
+                .authenticate(&db, presented, now)
+                .await
+                .expect("db")
+                .map(|k| k.id)
+        }
+    };
+    assert_eq!(
+        check(Presented::IdAndSecret(id, secret), t0)
+            .await
+            .as_deref(),
+        Some(id)
+    );
+    // Revoked elsewhere (another instance, the command line): trusted until its second is up.
+    api_keys::revoke(&db, &Actor::cli(), id)
+        .await
+        .expect("revoked");
+    assert_eq!(
+        check(
+            Presented::IdAndSecret(id, secret),
+            t0 + TRUSTED_FOR_MICROS - 1
+        )
+        .await
+        .as_deref(),
+        Some(id)
+    );
+    // Other credentials are never answered from what was checked.
+    assert_eq!(
+        check(Presented::IdAndSecret(id, "wrong"), t0 + 1).await,
+        None
+    );
+    assert_eq!(check(Presented::Secret(secret), t0 + 1).await, None);
+    assert_eq!(
+        check(Presented::IdAndSecret(id, secret), t0 + TRUSTED_FOR_MICROS).await,
+        None
+    );
+    // A clock that went back is not a reason to trust.
+    assert_eq!(
+        check(Presented::IdAndSecret(id, secret), t0 - 1).await,
+        None
+    );
+    // Forgetting makes a revocation on this instance immediate.
+    let fresh = api_keys::create(&db, &Actor::cli(), "billing")
+        .await
+        .expect("key");
+    let (fresh_id, fresh_secret) = (fresh.key.id.as_str(), api_keys::reveal(&fresh.secret));
+    let presented = || Presented::IdAndSecret(fresh_id, fresh_secret);
+    assert!(check(presented(), t0).await.is_some());
+    api_keys::revoke(&db, &Actor::cli(), fresh_id)
+        .await
+        .expect("revoked");
+    cache.clear();
+    assert_eq!(check(presented(), t0 + 1).await, None);
+}
+on_both!(a_checked_api_key_is_trusted_for_a_second_and_a_wrong_secret_never);

@@ -107,13 +107,19 @@ pub async fn authenticate(sending: &Sending, headers: &HeaderMap) -> Result<ApiK
         |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned());
     let found = if let Some(Authorization(basic)) = headers.typed_get::<Authorization<Basic>>() {
         let presented = Presented::IdAndSecret(basic.username(), basic.password());
-        api_keys::authenticate(&sending.db, presented).await?
+        sending
+            .api_keys
+            .authenticate(&sending.db, presented, now_micros())
+            .await?
     } else if let Some(Authorization(bearer)) = headers.typed_get::<Authorization<Bearer>>() {
         let secret = bearer.token().trim();
         if secret.is_empty() {
             return Err(unauthorized(EMPTY_BEARER));
         }
-        api_keys::authenticate(&sending.db, Presented::Secret(secret)).await?
+        sending
+            .api_keys
+            .authenticate(&sending.db, Presented::Secret(secret), now_micros())
+            .await?
     } else {
         // The typed headers only say "not mine": the scheme picks the explanation.
         let scheme = headers.get(header::AUTHORIZATION).map(|v| {

@@ -53,6 +53,8 @@ pub struct Sending {
     pub wake: Arc<Notify>,
     /// How every message enters.
     pub intake: Intake,
+    /// API keys checked in the last second: a busy service costs no query per request.
+    pub api_keys: backend::api_keys::KeyCache,
     /// The sending settings as intake last read them (at most a second old).
     settings_cache: Arc<std::sync::Mutex<Option<(std::time::Instant, SendingSettings)>>>,
     /// How long a claim lasts: past it, a send whose outcome was not recorded is in doubt.
@@ -155,6 +157,7 @@ impl Sending {
             default_sender,
             wake,
             settings_cache: Arc::default(),
+            api_keys: backend::api_keys::KeyCache::default(),
             // A send starts within START_WINDOW of its claim and takes at most two requests
             // (an in-doubt lookup, the send) at the timeout: past that, nothing is under way.
             lease: START_WINDOW + settings.send_timeout * 2 + Duration::from_secs(5),

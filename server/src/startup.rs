@@ -105,6 +105,7 @@ impl Application {
                 }
             },
             intake: sending.intake.clone(),
+            api_keys: sending.api_keys.clone(),
         };
         let console = web::router(leptos_options, move || {
             leptos::prelude::provide_context(state.clone())

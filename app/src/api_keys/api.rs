@@ -84,7 +84,11 @@ pub async fn create_api_key(name: String) -> Result<NewApiKeyView, AppError> {
 #[server(endpoint = "revoke_api_key")]
 pub async fn revoke_api_key(id: String) -> Result<(), AppError> {
     let admin = require(Permission::ManageSettings, SETTINGS).await?;
-    backend::api_keys::revoke(&state()?.db, &actor(&admin), &id)
+    let state = state()?;
+    backend::api_keys::revoke(&state.db, &actor(&admin), &id)
         .await
-        .map_err(key_error)
+        .map_err(key_error)?;
+    // This instance stops taking the key at once; others within a second.
+    state.api_keys.clear();
+    Ok(())
 }
