@@ -215,8 +215,11 @@ pub const TRUSTED_FOR_MICROS: i64 = 1_000_000;
 /// wrong secret never matches one); one instance holds at most `CAPACITY` of them.
 #[derive(Debug, Clone, Default)]
 pub struct KeyCache {
-    entries: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], (i64, ApiKey)>>>,
+    entries: std::sync::Arc<std::sync::Mutex<Trusted>>,
 }
+
+/// Digest of the credentials as presented → when they were checked, and the key.
+type Trusted = std::collections::HashMap<[u8; 32], (i64, ApiKey)>;
 
 impl KeyCache {
     const CAPACITY: usize = 1_024;
@@ -274,9 +277,7 @@ impl KeyCache {
         self.lock().clear();
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], (i64, ApiKey)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Trusted> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
 use crate::on_tx;
+use domain::consent::{ChainBreak, EntryFields, GENESIS, StoredEntry, entry_hash};
+use domain::keywords::Keyword;
 
 /// What a ledger entry does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +67,9 @@ pub async fn opted_out_among(
     Ok(found.into_iter().collect())
 }
 
-/// Appends an entry inside the caller's transaction.
+/// Appends an entry inside the caller's transaction, chained to the entry before it. Appends
+/// take turns (SQLite's single writer; a transaction lock on PostgreSQL), so the chain has no
+/// forks.
 pub async fn record(
     tx: &mut Tx,
     key: &DataKey,
@@ -75,18 +79,219 @@ pub async fn record(
     evidence: &str,
     at: i64,
 ) -> Result<(), DbError> {
+    let phone_hash = key.lookup_hash(e164);
+    let prev = last_hash(tx).await?;
+    let fields = EntryFields {
+        phone_hash: &phone_hash,
+        action: action.as_str(),
+        source,
+        evidence,
+        at,
+    };
+    let hash = entry_hash(&prev, &fields);
     on_tx!(tx, |conn| sqlx::query(
-        "INSERT INTO consent_events (phone_hash, phone_encrypted, action, source, evidence, at)
-             VALUES ($1, $2, $3, $4, $5, $6)"
+        "INSERT INTO consent_events
+             (phone_hash, phone_encrypted, action, source, evidence, at, prev_hash, entry_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )
-    .bind(key.lookup_hash(e164))
+    .bind(&phone_hash)
     .bind(key.encrypt(e164))
     .bind(action.as_str())
     .bind(source)
     .bind(evidence)
     .bind(at)
+    .bind(&prev)
+    .bind(&hash)
     .execute(conn)
     .await?
     .rows_affected());
     Ok(())
+}
+
+/// The last entry's hash (the chain's start when there is none), once this transaction holds
+/// the ledger's append turn.
+async fn last_hash(tx: &mut Tx) -> Result<String, DbError> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LEDGER_LOCK)
+            .execute(&mut **t)
+            .await?;
+    }
+    let last: Option<Option<String>> = on_tx!(tx, |conn| sqlx::query_scalar(
+        "SELECT entry_hash FROM consent_events ORDER BY id DESC LIMIT 1"
+    )
+    .fetch_optional(conn)
+    .await?);
+    Ok(last.flatten().unwrap_or_else(|| GENESIS.to_owned()))
+}
+
+/// The PostgreSQL advisory lock appends take (an arbitrary constant: "consent" in ASCII).
+const LEDGER_LOCK: i64 = 0x0063_6f6e_7365_6e74;
+
+#[derive(sqlx::FromRow)]
+struct LedgerRow {
+    id: i64,
+    phone_hash: String,
+    action: String,
+    source: String,
+    evidence: String,
+    at: i64,
+    prev_hash: Option<String>,
+    entry_hash: Option<String>,
+}
+
+const LEDGER_COLUMNS: &str = "id, phone_hash, action, source, evidence, at, prev_hash, entry_hash";
+
+/// Seals entries written before the ledger was chained (no hash yet), in ledger order. Run at
+/// start-up; returns how many it sealed (0 once done).
+pub async fn seal_unchained(db: &Db) -> Result<u64, DbError> {
+    let mut tx = db.begin().await?;
+    let rows: Vec<LedgerRow> = on_tx!(&mut tx, |conn| sqlx::query_as(&format!(
+        "SELECT {LEDGER_COLUMNS} FROM consent_events ORDER BY id"
+    ))
+    .fetch_all(conn)
+    .await?);
+    if rows.iter().all(|r| r.entry_hash.is_some()) {
+        return Ok(0);
+    }
+    if let Some(first) = rows.iter().position(|r| r.entry_hash.is_none())
+        && rows[first..].iter().any(|r| r.entry_hash.is_some())
+    {
+        // Unsealed entries after sealed ones are not from before the chain: leave them for
+        // `consent verify` to report.
+        return Ok(0);
+    }
+    let mut prev = GENESIS.to_owned();
+    let mut sealed = 0;
+    for r in &rows {
+        if let Some(h) = &r.entry_hash {
+            prev = h.clone();
+            continue;
+        }
+        let hash = entry_hash(&prev, &fields_of(r));
+        on_tx!(&mut tx, |conn| sqlx::query(
+            "UPDATE consent_events SET prev_hash = $1, entry_hash = $2 WHERE id = $3"
+        )
+        .bind(&prev)
+        .bind(&hash)
+        .bind(r.id)
+        .execute(conn)
+        .await?
+        .rows_affected());
+        prev = hash;
+        sealed += 1;
+    }
+    tx.commit().await?;
+    Ok(sealed)
+}
+
+fn fields_of(r: &LedgerRow) -> EntryFields<'_> {
+    EntryFields {
+        phone_hash: &r.phone_hash,
+        action: &r.action,
+        source: &r.source,
+        evidence: &r.evidence,
+        at: r.at,
+    }
+}
+
+/// Checks the whole ledger's chain: how many entries follow one another, or the first entry
+/// that does not.
+pub async fn verify(db: &Db) -> Result<Result<u64, ChainBreak>, DbError> {
+    use futures::TryStreamExt;
+    let sql = format!("SELECT {LEDGER_COLUMNS} FROM consent_events ORDER BY id");
+    let mut prev = GENESIS.to_owned();
+    let mut n = 0u64;
+    // Streamed: a ledger of any length is checked in constant memory.
+    macro_rules! walk {
+        ($pool:expr) => {{
+            let mut rows = sqlx::query_as::<_, LedgerRow>(&sql).fetch($pool);
+            while let Some(r) = rows.try_next().await? {
+                let entry = StoredEntry {
+                    id: r.id,
+                    fields: fields_of(&r),
+                    prev_hash: r.prev_hash.as_deref(),
+                    entry_hash: r.entry_hash.as_deref(),
+                };
+                if let Err(e) = domain::consent::verify_next(&prev, &entry) {
+                    return Ok(Err(e));
+                }
+                prev = r.entry_hash.clone().unwrap_or_default();
+                n += 1;
+            }
+        }};
+    }
+    match db {
+        Db::Sqlite(pool, _) => walk!(pool),
+        Db::Postgres(pool) => walk!(pool),
+    }
+    Ok(Ok(n))
+}
+
+/// An incoming message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound<'a> {
+    pub sid: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub body: &'a str,
+    pub keyword: Keyword,
+}
+
+/// What recording an incoming message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Stored; a keyword changed the number's consent (`Some`) or not.
+    New { consent: Option<Action> },
+    /// This MessageSid was recorded before: nothing was added.
+    Replay,
+}
+
+/// Stores an incoming message and, for an opt-out or opt-in keyword, the consent entry with the
+/// message as evidence: one transaction, once per MessageSid. `masked` is the number as shown.
+pub async fn receive(
+    db: &Db,
+    key: &DataKey,
+    m: &Inbound<'_>,
+    masked: &str,
+    at: i64,
+) -> Result<Received, DbError> {
+    let mut tx = db.begin().await?;
+    let keyword = match m.keyword {
+        Keyword::OptOut => "opt_out",
+        Keyword::OptIn => "opt_in",
+        Keyword::Help => "help",
+        Keyword::Other => "other",
+    };
+    let inserted: Option<i64> = on_tx!(&mut tx, |conn| sqlx::query_scalar(
+        "INSERT INTO inbound_messages
+             (sid, from_hash, from_encrypted, from_masked, to_number, body, keyword, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (sid) DO NOTHING
+         RETURNING id"
+    )
+    .bind(m.sid)
+    .bind(key.lookup_hash(m.from))
+    .bind(key.encrypt(m.from))
+    .bind(masked)
+    .bind(m.to)
+    .bind(m.body)
+    .bind(keyword)
+    .bind(at)
+    .fetch_optional(conn)
+    .await?);
+    if inserted.is_none() {
+        return Ok(Received::Replay);
+    }
+    let action = match m.keyword {
+        Keyword::OptOut => Some(Action::OptOut),
+        Keyword::OptIn => Some(Action::OptIn),
+        Keyword::Help | Keyword::Other => None,
+    };
+    if let Some(action) = action {
+        let source = format!("inbound:{}", m.sid);
+        record(&mut tx, key, m.from, action, &source, m.body, at).await?;
+    }
+    tx.commit().await?;
+    Ok(Received::New { consent: action })
 }

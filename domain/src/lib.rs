@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod consent;
 pub mod errors;
 pub mod keywords;
 pub mod money;

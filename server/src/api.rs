@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use backend::api_keys::{self, ApiKey, Presented};
+use backend::api_keys::{ApiKey, Presented};
 use backend::db::{DbError, now_micros};
 use backend::intake::{Content, Refusal, Submission};
 use backend::outbox::{self, Idempotency, MessageView, Source};

@@ -35,6 +35,8 @@ pub const WORKER_LOOPS: usize = 2;
 pub const START_WINDOW: Duration = Duration::from_secs(10);
 /// The status webhook's path.
 pub const STATUS_PATH: &str = "/webhooks/twilio/status";
+/// The incoming-message webhook's path (set it as the number's "A message comes in" URL).
+pub const INBOUND_PATH: &str = "/webhooks/twilio/inbound";
 
 /// What the API, webhook and console handlers share.
 #[derive(Clone)]

@@ -62,6 +62,9 @@ impl Application {
             .await
             .context("opening the database (DATABASE_URL)")?;
         db.migrate().await.context("migrating the database")?;
+        backend::consent::seal_unchained(&db)
+            .await
+            .context("sealing consent entries from before the hash chain")?;
         let generated_admin = first_admin(&db, &settings).await?;
         backend::templates::seed_defaults(&db)
             .await
@@ -147,6 +150,7 @@ impl Application {
                 get(twilio_api::fetch),
             )
             .route(sending::STATUS_PATH, post(webhooks::status))
+            .route(sending::INBOUND_PATH, post(webhooks::inbound))
             .with_state(sending.clone())
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
         // Counters record from the first request on.

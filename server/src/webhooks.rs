@@ -1,7 +1,8 @@
-//! `POST /webhooks/twilio/status`: Twilio's (or the simulator's) status callbacks. The
-//! `X-Twilio-Signature` is checked against `SMSDESK_PUBLIC_URL` + path + query over every
-//! parameter received; a forged or unsigned callback gets 403 and a log line without secrets.
-//! A valid one is recorded (forward only, one event per sid and status) and answered 204.
+//! Twilio's webhooks. `POST /webhooks/twilio/status`: status callbacks (Twilio's or the
+//! simulator's). `POST /webhooks/twilio/inbound`: incoming messages (replies, STOP and START).
+//! The `X-Twilio-Signature` is checked against `SMSDESK_PUBLIC_URL` + path + query over every
+//! parameter received; a forged or unsigned request gets 403 and a log line without secrets.
+//! A valid callback is recorded (forward only, one event per sid and status) and answered 204.
 //! The signature covers every pair as sent; the fields smsdesk uses are then read into a struct
 //! from the same body.
 
@@ -31,23 +32,42 @@ struct StatusParams {
     price: Option<String>,
 }
 
-pub async fn status(
-    State(sending): State<Sending>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let params: Vec<(String, String)> = match serde_urlencoded::from_bytes(&body) {
+/// The webhook's parameters when its `X-Twilio-Signature` is genuine for this server's URL;
+/// otherwise the answer (400 for a body that is not a form, 403 for a bad signature), logged
+/// without secrets. `what` names the webhook in the log.
+fn verified_params(
+    sending: &Sending,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> Result<Vec<(String, String)>, StatusCode> {
+    let params: Vec<(String, String)> = match serde_urlencoded::from_bytes(body) {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(error = %e, "status callback: the body is not a form");
-            return StatusCode::BAD_REQUEST;
+            tracing::warn!(error = %e, "{what}: the body is not a form");
+            return Err(StatusCode::BAD_REQUEST);
         }
     };
     let Some(token) = &sending.webhook_token else {
-        tracing::warn!("status callback refused: no TWILIO_AUTH_TOKEN to verify it with");
-        return StatusCode::FORBIDDEN;
+        tracing::warn!("{what} refused: no TWILIO_AUTH_TOKEN to verify it with");
+        return Err(StatusCode::FORBIDDEN);
     };
+    // Signed with a webhook SharedKey (HMAC-SHA256) rather than the Auth Token: smsdesk holds no
+    // SharedKey yet, so it cannot tell a genuine one from a forgery.
+    if let Some(settings) = headers.get("x-twilio-webhooks-signature-settings") {
+        let algorithm = settings
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .find_map(|kv| kv.trim().strip_prefix("algorithm="));
+        if algorithm.is_some() {
+            tracing::warn!(
+                "{what} refused: signed with a webhook SharedKey, which smsdesk is not given"
+            );
+            return Err(StatusCode::FORBIDDEN);
+        }
+    }
     let url = match uri.query() {
         Some(q) => format!("{}{}?{q}", sending.public_base, uri.path()),
         None => format!("{}{}", sending.public_base, uri.path()),
@@ -57,8 +77,20 @@ pub async fn status(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if let Err(e) = domain::signature::validate_form(token, &url, &params, signature) {
-        tracing::warn!(reason = %e, url, "status callback refused: bad X-Twilio-Signature");
-        return StatusCode::FORBIDDEN;
+        tracing::warn!(reason = %e, url, "{what} refused: bad X-Twilio-Signature");
+        return Err(StatusCode::FORBIDDEN);
+    }
+    Ok(params)
+}
+
+pub async fn status(
+    State(sending): State<Sending>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    if let Err(refused) = verified_params(&sending, &uri, &headers, &body, "status callback") {
+        return refused;
     }
     let fields: StatusParams = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
@@ -114,6 +146,91 @@ pub async fn status(
         Err(e) => {
             tracing::error!(error = %e, sid, "status callback not recorded");
             StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// The parameters of an incoming message smsdesk reads; Twilio sends more, all accepted.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InboundParams {
+    message_sid: Option<String>,
+    sms_sid: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    body: Option<String>,
+    /// Present when Twilio's Advanced Opt-Out already handled (and answered) a keyword.
+    opt_out_type: Option<String>,
+}
+
+/// `POST /webhooks/twilio/inbound`: Twilio's incoming-message webhook. Signed like the status
+/// callback (403 otherwise, nothing recorded). The message is stored once per MessageSid; an
+/// opt-out or opt-in keyword (Twilio's rule, `domain::keywords`) changes the number's consent
+/// with the message as evidence. Answered with TwiML: Twilio's default reply to a keyword, or an
+/// empty `<Response/>` (for other messages, and when `OptOutType` says Twilio replied already).
+pub async fn inbound(
+    State(sending): State<Sending>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Err(refused) = verified_params(&sending, &uri, &headers, &body, "incoming message") {
+        return refused.into_response();
+    }
+    let fields: InboundParams = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "incoming message with ambiguous parameters");
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+    };
+    let (Some(sid), Some(from)) = (
+        fields.message_sid.as_deref().or(fields.sms_sid.as_deref()),
+        fields
+            .from
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty()),
+    ) else {
+        tracing::warn!("incoming message without MessageSid or From");
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let text = fields.body.as_deref().unwrap_or("");
+    let keyword = domain::keywords::classify(text).keyword();
+    // Twilio sends numbers in E.164; a short code or a sender id is kept as given.
+    let parsed = domain::phone::PhoneNumber::parse(from, None).ok();
+    let from = parsed.as_ref().map_or(from, |p| p.e164());
+    let masked = parsed.as_ref().map_or_else(
+        || domain::redact::mask_numbers(from),
+        domain::phone::PhoneNumber::masked,
+    );
+    let message = backend::consent::Inbound {
+        sid,
+        from,
+        to: fields.to.as_deref().unwrap_or(""),
+        body: text,
+        keyword,
+    };
+    let received =
+        backend::consent::receive(&sending.db, &sending.key, &message, &masked, now_micros()).await;
+    match received {
+        Ok(outcome) => {
+            tracing::info!(sid, keyword = ?keyword, replay = matches!(outcome, backend::consent::Received::Replay), "incoming message");
+            let reply = match fields.opt_out_type {
+                Some(_) => None,
+                None => domain::consent::default_reply(keyword),
+            };
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/xml")],
+                domain::consent::twiml(reply),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            // Twilio retries a webhook that fails: nothing is lost.
+            tracing::error!(error = %e, sid, "incoming message not recorded");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
 }

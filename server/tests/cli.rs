@@ -239,3 +239,57 @@ fn settings_round_trip_as_json_and_a_bad_document_changes_nothing() {
     assert_eq!(export(), settings, "nothing changed");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn consent_verify_seals_earlier_entries_then_names_a_changed_one() {
+    let dir = std::env::temp_dir().join(format!("smsdesk_cli_consent_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/smsdesk.db", dir.display());
+    let sql = |statement: &'static str| {
+        let url = url.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async move {
+                let db = backend::db::Db::connect(&url).await.expect("db");
+                db.migrate().await.expect("migrated");
+                backend::on_db!(&db, |pool| sqlx::query(statement)
+                    .execute(pool)
+                    .await
+                    .expect("statement")
+                    .rows_affected());
+                db.close().await;
+            });
+    };
+    // Two entries written before the ledger was chained.
+    sql(
+        "INSERT INTO consent_events (phone_hash, phone_encrypted, action, source, evidence, at)
+         VALUES ('h1', 'x', 'opt_out', 'twilio:21610', 'error 21610', 1),
+                ('h1', 'x', 'opt_in', 'user:admin@safeshipper.test', 'asked by phone', 2)",
+    );
+    let verify = || smsdesk(&["consent", "verify", "--database-url", &url], b"");
+    let out = verify();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out), vec![json!({ "ok": true, "entries": 2 })]);
+    sql("UPDATE consent_events SET evidence = 'asked by e-mail' WHERE id = 2");
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let verdict = json_lines(&out).remove(0);
+    assert_eq!(
+        (&verdict["ok"], &verdict["entry"]),
+        (&json!(false), &json!(2))
+    );
+    assert!(
+        verdict["problem"]
+            .as_str()
+            .expect("problem")
+            .contains("changed"),
+        "{verdict}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -2,6 +2,7 @@
 //! scripts and other languages can use the exact rules smsdesk applies.
 
 mod admin;
+mod consent;
 mod phone;
 mod segments;
 mod serve;
@@ -42,6 +43,10 @@ enum Command {
     /// permissions, simulator) as JSON.
     #[command(subcommand)]
     Settings(settings::SettingsCommand),
+    /// Checks the consent ledger: `smsdesk consent verify` names the first entry that was
+    /// changed, removed, inserted or reordered.
+    #[command(subcommand)]
+    Consent(consent::ConsentCommand),
     /// Counts the segments of a message body as Twilio bills them.
     ///
     /// Reads the body on standard input exactly as given (a trailing newline counts: use
@@ -63,6 +68,7 @@ impl Cli {
             Some(Command::User(command)) => admin::user(command),
             Some(Command::ApiKey(command)) => admin::api_key(command),
             Some(Command::Settings(command)) => settings::run(command),
+            Some(Command::Consent(command)) => consent::run(command),
             Some(Command::Segments(args)) => args.run(),
             Some(Command::Phone(args)) => args.run(),
         };

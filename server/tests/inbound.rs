@@ -1,0 +1,234 @@
+//! Twilio's incoming-message webhook: signatures, Twilio's keywords, replays, the consent ledger
+//! and its hash chain, and intake refusing an opted-out number. Every test runs on SQLite and on
+//! PostgreSQL, through the real server over HTTP.
+
+mod common;
+
+use backend::audit::Actor;
+use backend::testing::Backend;
+use common::{AUTH_TOKEN, TestApp, spawn_app};
+use domain::consent::{HELP_REPLY, OPT_IN_REPLY, OPT_OUT_REPLY, twiml};
+use domain::signature::AuthToken;
+
+const DRIVER: &str = "+14155552671";
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+fn inbound_url(app: &TestApp) -> String {
+    format!(
+        "{}{}",
+        app.sending.public_base,
+        server::sending::INBOUND_PATH
+    )
+}
+
+fn params(sid: &str, body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("ToCountry", "US".to_owned()),
+        ("SmsMessageSid", sid.to_owned()),
+        ("NumMedia", "0".to_owned()),
+        ("MessageSid", sid.to_owned()),
+        (
+            "AccountSid",
+            "AC0123456789abcdef0123456789abcdef".to_owned(),
+        ),
+        ("From", DRIVER.to_owned()),
+        ("To", "+15005550006".to_owned()),
+        ("Body", body.to_owned()),
+        ("NumSegments", "1".to_owned()),
+        ("ApiVersion", "2010-04-01".to_owned()),
+    ]
+}
+
+/// Posts `params` to `url` with `signature` (and any extra headers).
+async fn post(
+    url: &str,
+    params: &[(&'static str, String)],
+    signature: Option<String>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut request = reqwest::Client::new().post(url).form(params);
+    if let Some(s) = signature {
+        request = request.header("X-Twilio-Signature", s);
+    }
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.expect("POST");
+    Answer {
+        status: response.status().as_u16(),
+        content_type: response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .unwrap_or_default(),
+        body: response.text().await.expect("text"),
+    }
+}
+
+/// Posts an incoming message signed as Twilio signs it.
+async fn deliver(app: &TestApp, sid: &str, body: &str) -> Answer {
+    let url = inbound_url(app);
+    let params = params(sid, body);
+    let token = AuthToken::new(AUTH_TOKEN).expect("token");
+    let signature = domain::signature::sign(&token, &url, &params);
+    post(&url, &params, Some(signature), &[]).await
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    backend::on_db!(&app.db, |pool| sqlx::query_scalar::<_, i64>(&sql)
+        .fetch_one(pool)
+        .await
+        .expect("count"))
+}
+
+/// Sends one message to the driver through the JSON API: its status and error code.
+async fn send_to_driver(app: &TestApp, key: &(String, String)) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/messages"))
+        .basic_auth(&key.0, Some(&key.1))
+        .json(&serde_json::json!({ "to": DRIVER, "body": "Next delivery: SS-1042 at 14:00" }))
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.expect("json");
+    (status, body["error"]["code"].clone())
+}
+
+async fn forged_incoming_messages_are_refused_and_record_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = inbound_url(&app);
+    let params = params("SMforged000000000000000000000000", "STOP");
+    let token = AuthToken::new(AUTH_TOKEN).expect("token");
+    let genuine = domain::signature::sign(&token, &url, &params);
+    assert_eq!(post(&url, &params, None, &[]).await.status, 403, "unsigned");
+    let other_token = AuthToken::new("guessed").expect("token");
+    let forged = domain::signature::sign(&other_token, &url, &params);
+    assert_eq!(post(&url, &params, Some(forged), &[]).await.status, 403);
+    let for_status_url = domain::signature::sign(&token, &app.sending.status_url(), &params);
+    assert_eq!(
+        post(&url, &params, Some(for_status_url), &[]).await.status,
+        403,
+        "signed for another URL"
+    );
+    let mut tampered = params.clone();
+    tampered[7].1 = "START".into();
+    assert_eq!(
+        post(&url, &tampered, Some(genuine.clone()), &[])
+            .await
+            .status,
+        403,
+        "body changed"
+    );
+    // A SharedKey (HMAC-SHA256) signature: smsdesk has no SharedKey to check it with.
+    assert_eq!(
+        post(
+            &url,
+            &params,
+            Some(genuine),
+            &[(
+                "X-Twilio-Webhooks-Signature-Settings",
+                "key=KS0123,algorithm=HMAC_SHA256"
+            )]
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(count(&app, "inbound_messages").await, 0);
+    assert_eq!(count(&app, "consent_events").await, 0);
+}
+on_both!(forged_incoming_messages_are_refused_and_record_nothing);
+
+async fn stop_and_start_change_consent_once_and_intake_follows(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = backend::api_keys::create(&app.db, &Actor::cli(), "tracking")
+        .await
+        .expect("key");
+    let key = (
+        created.key.id.clone(),
+        backend::api_keys::reveal(&created.secret).to_owned(),
+    );
+    assert_eq!(send_to_driver(&app, &key).await.0, 202);
+
+    let stop = deliver(&app, "SMa0000000000000000000000000000001", "  sToP \n").await;
+    assert_eq!(stop.status, 200);
+    assert!(
+        stop.content_type.starts_with("text/xml"),
+        "{}",
+        stop.content_type
+    );
+    assert_eq!(stop.body, twiml(Some(OPT_OUT_REPLY)));
+    assert_eq!(
+        send_to_driver(&app, &key).await,
+        (422, serde_json::json!("opted_out"))
+    );
+    // Twilio retries a webhook: the same MessageSid again adds nothing, and gets the same answer.
+    let replay = deliver(&app, "SMa0000000000000000000000000000001", "  sToP \n").await;
+    assert_eq!(
+        (replay.status, replay.body),
+        (200, twiml(Some(OPT_OUT_REPLY)))
+    );
+    assert_eq!(count(&app, "consent_events").await, 1);
+    assert_eq!(count(&app, "inbound_messages").await, 1);
+
+    // A sentence with the word in it is a reply for the inbox, not a keyword.
+    let sentence = deliver(
+        &app,
+        "SMa0000000000000000000000000000002",
+        "Please stop by the depot",
+    )
+    .await;
+    assert_eq!(sentence.body, twiml(None));
+    let help = deliver(&app, "SMa0000000000000000000000000000003", "info").await;
+    assert_eq!(help.body, twiml(Some(HELP_REPLY)));
+    assert_eq!(count(&app, "consent_events").await, 1);
+    assert_eq!(
+        send_to_driver(&app, &key).await.1,
+        serde_json::json!("opted_out")
+    );
+
+    let start = deliver(&app, "SMa0000000000000000000000000000004", "UNSTOP").await;
+    assert_eq!(start.body, twiml(Some(OPT_IN_REPLY)));
+    assert_eq!(send_to_driver(&app, &key).await.0, 202);
+    assert_eq!(count(&app, "inbound_messages").await, 4);
+
+    // With Advanced Opt-Out, Twilio answered already: recorded, not answered twice.
+    let url = inbound_url(&app);
+    let mut advanced = params("SMa0000000000000000000000000000005", "END");
+    advanced.push(("OptOutType", "STOP".to_owned()));
+    let token = AuthToken::new(AUTH_TOKEN).expect("token");
+    let signature = domain::signature::sign(&token, &url, &advanced);
+    let answered = post(&url, &advanced, Some(signature), &[]).await;
+    assert_eq!((answered.status, answered.body), (200, twiml(None)));
+    assert_eq!(count(&app, "consent_events").await, 3);
+    assert_eq!(send_to_driver(&app, &key).await.0, 422);
+
+    // The ledger is one chain; a changed entry is named.
+    assert_eq!(backend::consent::verify(&app.db).await.expect("db"), Ok(3));
+    backend::on_db!(&app.db, |pool| sqlx::query(
+        "UPDATE consent_events SET action = 'opt_in'
+          WHERE id = (SELECT MAX(id) FROM consent_events)"
+    )
+    .execute(pool)
+    .await
+    .expect("tamper")
+    .rows_affected());
+    let last: i64 = backend::on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT MAX(id) FROM consent_events"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("id"));
+    assert_eq!(
+        backend::consent::verify(&app.db).await.expect("db"),
+        Err(domain::consent::ChainBreak::Changed { id: last })
+    );
+}
+on_both!(stop_and_start_change_consent_once_and_intake_follows);
