@@ -784,3 +784,80 @@ mod tests {
         assert_eq!(estimate_last_send(&s, "+14155550100", 2, &[1]), 2_000_000);
     }
 }
+
+/// Which messages a list shows (Twilio's list filters). Every field narrows; none set lists all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// The recipient's keyed hash (`DataKey::lookup_hash` of the E.164 number).
+    pub to_hash: Option<String>,
+    /// The sender. `default_sender` says which sender a message naming none went from.
+    pub from: Option<String>,
+    pub default_sender: Option<String>,
+    /// Sent (handed to Twilio) at or after this time, µs.
+    pub sent_from: Option<i64>,
+    /// Sent before this time, µs.
+    pub sent_until: Option<i64>,
+    /// Keyset paging: only messages older than this id.
+    pub before_id: Option<i64>,
+}
+
+/// Up to `limit` messages matching `filter`, newest first. One query.
+pub async fn list(
+    db: &Db,
+    key: &DataKey,
+    filter: &ListFilter,
+    limit: u32,
+) -> Result<Vec<MessageView>, DbError> {
+    enum Param<'a> {
+        Text(&'a str),
+        Int(i64),
+    }
+    let mut conditions: Vec<String> = Vec::new();
+    let mut params: Vec<Param<'_>> = Vec::new();
+    if let Some(h) = &filter.to_hash {
+        params.push(Param::Text(h));
+        conditions.push(format!("to_hash = ${}", params.len()));
+    }
+    if let Some(from) = &filter.from {
+        params.push(Param::Text(from));
+        let n = params.len();
+        if filter.default_sender.as_deref() == Some(from.as_str()) {
+            conditions.push(format!("(sender = ${n} OR sender IS NULL)"));
+        } else {
+            conditions.push(format!("sender = ${n}"));
+        }
+    }
+    if let Some(t) = filter.sent_from {
+        params.push(Param::Int(t));
+        conditions.push(format!("dispatched_at >= ${}", params.len()));
+    }
+    if let Some(t) = filter.sent_until {
+        params.push(Param::Int(t));
+        conditions.push(format!("dispatched_at < ${}", params.len()));
+    }
+    if let Some(id) = filter.before_id {
+        params.push(Param::Int(id));
+        conditions.push(format!("id < ${}", params.len()));
+    }
+    params.push(Param::Int(i64::from(limit)));
+    let sql = format!(
+        "SELECT {VIEW_COLUMNS} FROM messages {} ORDER BY id DESC LIMIT ${}",
+        if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        },
+        params.len()
+    );
+    let rows = on_db!(db, |pool| {
+        let mut q = sqlx::query_as::<_, ViewRow>(&sql);
+        for p in &params {
+            q = match p {
+                Param::Text(s) => q.bind(*s),
+                Param::Int(i) => q.bind(*i),
+            };
+        }
+        q.fetch_all(pool).await?
+    });
+    rows.into_iter().map(|r| r.into_view(key)).collect()
+}

@@ -143,7 +143,7 @@ impl Application {
             .route("/api/v1/messages/{id}", get(api::get_message))
             .route(
                 "/2010-04-01/Accounts/{account}/Messages.json",
-                post(twilio_api::create),
+                post(twilio_api::create).get(twilio_api::list),
             )
             .route(
                 "/2010-04-01/Accounts/{account}/Messages/{file}",

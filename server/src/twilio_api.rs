@@ -1,7 +1,8 @@
 //! A Twilio-compatible endpoint, so that a service written against Twilio's helper libraries
 //! sends through smsdesk (with all of smsdesk's checks) by changing only the base URL:
 //! `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` with Twilio's form parameters, and
-//! `GET .../Messages/{Sid}.json`. Basic auth with an smsdesk API key (`SK…` and its secret);
+//! `GET .../Messages/{Sid}.json`, and the list `GET .../Messages.json` with Twilio's filters and
+//! paging. Basic auth with an smsdesk API key (`SK…` and its secret);
 //! answers are Twilio's Message JSON and Twilio's error body and codes.
 
 use axum::Json;
@@ -229,4 +230,179 @@ pub async fn fetch(
             unavailable()
         }
     }
+}
+
+/// Largest `PageSize` Twilio takes (and smsdesk); 50 when none is given.
+const MAX_PAGE_SIZE: u32 = 1_000;
+const DEFAULT_PAGE_SIZE: u32 = 50;
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// A `DateSent` value: `YYYY-MM-DD` (a whole UTC day) or `YYYY-MM-DDTHH:MM:SSZ` (one second), as
+/// Twilio's libraries send them: the span's first µs and the µs after its last.
+fn date_sent(value: &str) -> Option<(i64, i64)> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        let start = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros();
+        return Some((start, start + DAY_MICROS));
+    }
+    let instant = DateTime::parse_from_rfc3339(value).ok()?.timestamp_micros();
+    Some((instant, instant + 1_000_000))
+}
+
+/// `GET /2010-04-01/Accounts/{AccountSid}/Messages.json`: messages newest first, with Twilio's
+/// filters (`To`, `From`, `DateSent`, `DateSent<`, `DateSent>`), `PageSize` and Twilio's paging:
+/// `next_page_uri` carries the filters, the page size and a page token, and is `null` on the
+/// last page, so `client.messages.list(...)` and `.stream(...)` work unchanged.
+pub async fn list(
+    State(sending): State<Sending>,
+    Path(account_sid): Path<String>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    if let Err(denied) = check(&sending, &headers, &account_sid).await {
+        return denied;
+    }
+    let params: Vec<(String, String)> =
+        match serde_urlencoded::from_str(query.as_deref().unwrap_or("")) {
+            Ok(p) => p,
+            Err(_) => {
+                return twilio_error(
+                    StatusCode::BAD_REQUEST,
+                    20001,
+                    "the query string is not URL-encoded",
+                );
+            }
+        };
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let invalid = |name: &str, what: &str| {
+        twilio_error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            format!("Invalid parameter: {name}: {what}"),
+        )
+    };
+    let mut filter = outbox::ListFilter {
+        default_sender: Some(default_from(&sending)),
+        ..Default::default()
+    };
+    if let Some(to) = param("To") {
+        match domain::phone::PhoneNumber::parse(to, None) {
+            Ok(n) => filter.to_hash = Some(sending.key.lookup_hash(n.e164())),
+            Err(_) => {
+                return twilio_error(
+                    StatusCode::BAD_REQUEST,
+                    21211,
+                    format!(
+                        "Invalid 'To' Phone Number: {}",
+                        domain::redact::mask_numbers(to)
+                    ),
+                );
+            }
+        }
+    }
+    filter.from = param("From").map(str::to_owned);
+    const DATE_FORMS: &str = "use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ";
+    // `DateSent` is that day; `DateSent>` on or after, `DateSent<` on or before the day or second.
+    for (name, lower, upper) in [
+        ("DateSent", true, true),
+        ("DateSent>", true, false),
+        ("DateSent<", false, true),
+    ] {
+        let Some(value) = param(name) else { continue };
+        let Some((mut start, mut end)) = date_sent(value) else {
+            return invalid(name, DATE_FORMS);
+        };
+        if name == "DateSent" {
+            // Twilio's `DateSent` is a date: a time given with it names its UTC day.
+            start -= start.rem_euclid(DAY_MICROS);
+            end = start + DAY_MICROS;
+        }
+        if lower {
+            filter.sent_from = Some(filter.sent_from.map_or(start, |f| f.max(start)));
+        }
+        if upper {
+            filter.sent_until = Some(filter.sent_until.map_or(end, |u| u.min(end)));
+        }
+    }
+    let page_size = match param("PageSize").map(str::parse::<u32>) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+        Some(_) => return invalid("PageSize", "a whole number from 1 to 1000"),
+    };
+    let page = match param("Page").map(str::parse::<u32>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return invalid("Page", "a whole number from 0"),
+    };
+    if let Some(token) = param("PageToken") {
+        match token
+            .strip_prefix("PB")
+            .and_then(|id| id.parse::<i64>().ok())
+        {
+            Some(id) => filter.before_id = Some(id),
+            None => return invalid("PageToken", "use the next_page_uri smsdesk gave"),
+        }
+    } else if page > 0 {
+        return invalid("Page", "follow next_page_uri (it carries a PageToken)");
+    }
+    let mut found = match outbox::list(&sending.db, &sending.key, &filter, page_size + 1).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(error = %e, "Twilio-compatible list failed on the database");
+            return unavailable();
+        }
+    };
+    let more = found.len() > page_size as usize;
+    found.truncate(page_size as usize);
+    let path = format!("/2010-04-01/Accounts/{account_sid}/Messages.json");
+    // The filters as given, in a fixed order, then the paging.
+    let filters: Vec<(&str, &str)> = ["To", "From", "DateSent", "DateSent<", "DateSent>"]
+        .into_iter()
+        .filter_map(|name| param(name).map(|v| (name, v)))
+        .collect();
+    let size = page_size.to_string();
+    let uri_with = |page: u32, token: Option<String>| {
+        let page = page.to_string();
+        let mut pairs = filters.clone();
+        pairs.push(("PageSize", &size));
+        pairs.push(("Page", &page));
+        if let Some(t) = &token {
+            pairs.push(("PageToken", t));
+        }
+        format!(
+            "{path}?{}",
+            serde_urlencoded::to_string(&pairs).expect("pairs encode")
+        )
+    };
+    let next_page_uri = match (more, found.last()) {
+        (true, Some(last)) => Value::String(uri_with(page + 1, Some(format!("PB{}", last.id)))),
+        _ => Value::Null,
+    };
+    let start = u64::from(page) * u64::from(page_size);
+    let end = start + (found.len() as u64).saturating_sub(1);
+    let from = default_from(&sending);
+    let messages: Vec<Value> = found
+        .iter()
+        .map(|m| message_json(&account_sid, m, &from))
+        .collect();
+    Json(json!({
+        "messages": messages,
+        "first_page_uri": uri_with(0, None),
+        "next_page_uri": next_page_uri,
+        "previous_page_uri": Value::Null,
+        "page": page,
+        "page_size": page_size,
+        "start": start,
+        "end": end,
+        "uri": match &query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.clone(),
+        },
+    }))
+    .into_response()
 }

@@ -822,3 +822,108 @@ async fn every_response_carries_a_request_id(backend: Backend) {
     assert_eq!(kept.headers()["x-request-id"], "caller-chose-this");
 }
 on_both!(every_response_carries_a_request_id);
+
+async fn twilio_python_lists_with_filters_and_pages(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut s = backend::settings::SendingSettings::default();
+    s.limits.per_recipient_per_hour = 100;
+    s.limits.per_recipient_per_day = 100;
+    s.pace.long_code = 100;
+    backend::settings::save_sending(&app.db, &Actor::system(), &s)
+        .await
+        .expect("settings");
+    let key = api_key(&app).await;
+    let mut sids = Vec::new();
+    for (n, to) in ["+14155552671", "+14155552672"]
+        .iter()
+        .cycle()
+        .take(7)
+        .enumerate()
+    {
+        let body = json!({ "to": to, "body": format!("Shipment SS-{n} picked up") }).to_string();
+        let r = send(&app, &key, "/api/v1/messages", &body, &[]).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        sids.push(r.body["id"].as_str().expect("sid").to_owned());
+    }
+    let now = backend::db::now_micros();
+    let step = app
+        .sending
+        .worker(None)
+        .try_execute_task(now)
+        .await
+        .expect("step");
+    assert_eq!((step.sent, step.deferred), (7, 0), "{step:?}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("tools/bench/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "twilio-python is not installed: run `bash scripts/tools.sh test` (make test does)"
+    );
+    let today = chrono::DateTime::from_timestamp_micros(now)
+        .expect("now")
+        .format("%Y-%m-%d")
+        .to_string();
+    let output = tokio::process::Command::new(python)
+        .arg(root.join("server/tests/clients/twilio_python_list.py"))
+        .env("SMSDESK_URL", app.url(""))
+        .env("ACCOUNT_SID", &app.sending.installation.account_sid)
+        .env("API_KEY_ID", &key.id)
+        .env("API_KEY_SECRET", &key.secret)
+        .env("TO", "+14155552671")
+        .env("FROM", server::sending::SIMULATOR_FROM)
+        .env("TODAY", &today)
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: std::collections::HashMap<String, Value> = String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .map(|v| (v["step"].as_str().expect("step").to_owned(), v))
+        .collect();
+    let newest_first: Vec<&str> = sids.iter().rev().map(String::as_str).collect();
+    let to_first: Vec<&str> = newest_first
+        .iter()
+        .copied()
+        .filter(|s| {
+            let i = sids.iter().position(|x| x == s).expect("ours");
+            i % 2 == 0
+        })
+        .collect();
+    assert_eq!(steps["all"]["sids"], json!(newest_first));
+    assert_eq!(
+        steps["to_paged"]["sids"],
+        json!(to_first),
+        "three pages of two"
+    );
+    assert_eq!(steps["to_paged"]["to"], json!(["+14155552671"]));
+    assert_eq!(steps["limit"]["sids"], json!(newest_first[..3]));
+    assert_eq!(
+        steps["from"]["sids"],
+        json!(newest_first),
+        "the default sender"
+    );
+    assert_eq!(steps["sent_today"]["sids"], json!(to_first));
+    assert_eq!(steps["sent_on_day"]["sids"], json!(newest_first));
+    assert_eq!(steps["sent_long_ago"]["sids"], json!([]));
+    assert_eq!(steps["pages"]["first"], json!(newest_first[..4]));
+    assert_eq!(steps["pages"]["second"], json!(newest_first[4..]));
+    assert_eq!(
+        steps["pages"]["third"],
+        json!(true),
+        "no page after the last"
+    );
+    assert_eq!(
+        (
+            steps["invalid"]["status"].as_i64(),
+            steps["invalid"]["code"].as_i64()
+        ),
+        (Some(400), Some(21211))
+    );
+}
+on_both!(twilio_python_lists_with_filters_and_pages);
