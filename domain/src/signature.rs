@@ -100,7 +100,9 @@ impl fmt::Debug for AuthToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     /// The header is not 28 characters, so it cannot be base64 of a 20-byte HMAC-SHA1.
-    #[error("X-Twilio-Signature must be 28 base64 characters (an HMAC-SHA1), got {len} characters")]
+    #[error(
+        "X-Twilio-Signature must be 28 base64 characters (an HMAC-SHA1; 44 for a SharedKey's HMAC-SHA256), got {len} characters"
+    )]
     WrongLength { len: usize },
     /// The header has the right length but is not canonical standard base64.
     #[error("X-Twilio-Signature is not valid base64")]
@@ -222,20 +224,137 @@ fn matches_any_variant(
     sorted: &[(&str, &str)],
     expected: &[u8; MAC_LEN],
 ) -> bool {
-    let as_given = compute(token, &[url.whole], sorted).ct_eq(expected);
-    if bool::from(as_given) {
+    any_variant(url, |pieces| compute(token, pieces, sorted).ct_eq(expected))
+}
+
+/// Whether `matches` holds for the URL as given or for its port variant (the port removed, or
+/// the scheme's default port added), as Twilio's libraries accept.
+fn any_variant(url: &SplitUrl<'_>, matches: impl Fn(&[&str]) -> Choice) -> bool {
+    if bool::from(matches(&[url.whole])) {
         return true;
     }
     let variant: Choice = match url.port {
         // Port removed: `scheme://userinfo@host` + `/path?query#fragment`.
-        Some(_) => compute(token, &[url.before_port, url.after_port], sorted).ct_eq(expected),
+        Some(_) => matches(&[url.before_port, url.after_port]),
         // Default port added.
         None => {
             let port = if url.https { ":443" } else { ":80" };
-            compute(token, &[url.before_port, port, url.after_port], sorted).ct_eq(expected)
+            matches(&[url.before_port, port, url.after_port])
         }
     };
     bool::from(variant)
+}
+
+/// A webhook SharedKey's secret: the HMAC-SHA256 key of webhooks that carry
+/// `X-Twilio-Webhooks-Signature-Settings: key=…,algorithm=HMAC_SHA256`. `Debug` prints
+/// `[redacted]`.
+#[derive(Clone)]
+pub struct SharedKey {
+    keyed: HmacSha256,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl std::fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedKey([redacted])")
+    }
+}
+
+impl SharedKey {
+    /// Wraps a SharedKey secret, with the same rules as [`AuthToken::new`].
+    pub fn new(secret: &str) -> Result<Self, AuthTokenError> {
+        if secret.is_empty() {
+            return Err(AuthTokenError::Empty);
+        }
+        if secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AuthTokenError::Whitespace);
+        }
+        match <HmacSha256 as hmac::Mac>::new_from_slice(secret.as_bytes()) {
+            Ok(keyed) => Ok(SharedKey { keyed }),
+            Err(_) => unreachable!("HMAC-SHA256 accepts keys of any length"),
+        }
+    }
+
+    fn mac(&self, url_pieces: &[&str], sorted: &[(&str, &str)]) -> [u8; 32] {
+        let mut mac = self.keyed.clone();
+        feed(url_pieces, sorted, |bytes| {
+            hmac::Mac::update(&mut mac, bytes)
+        });
+        hmac::Mac::finalize(mac).into_bytes().into()
+    }
+}
+
+/// What `X-Twilio-Webhooks-Signature-Settings` says signed a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedWith<'a> {
+    /// No such header, or one without `algorithm=`: the Auth Token's HMAC-SHA1.
+    AuthToken,
+    /// `algorithm=HMAC_SHA256`: the SharedKey named `key` (if given).
+    SharedKey { key: Option<&'a str> },
+    /// An algorithm smsdesk does not know: such a request must fail validation.
+    Unknown,
+}
+
+/// Reads `X-Twilio-Webhooks-Signature-Settings` (`key=<sid>,algorithm=HMAC_SHA256`).
+pub fn signed_with(settings: Option<&str>) -> SignedWith<'_> {
+    let Some(settings) = settings else {
+        return SignedWith::AuthToken;
+    };
+    let field = |name: &str| {
+        settings
+            .split(',')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim())
+    };
+    match field("algorithm") {
+        None => SignedWith::AuthToken,
+        Some("HMAC_SHA256") => SignedWith::SharedKey { key: field("key") },
+        Some(_) => SignedWith::Unknown,
+    }
+}
+
+/// The HMAC-SHA256 signature Twilio would send for a form post signed with a SharedKey.
+pub fn sign_sha256<K, V>(key: &SharedKey, url: &str, params: &[(K, V)]) -> String
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    BASE64.encode(with_sorted(params, |sorted| key.mac(&[url], sorted)))
+}
+
+/// Checks a form-encoded webhook signed with a SharedKey (HMAC-SHA256): the same string as
+/// [`validate_form`], the same port variants, a 32-byte MAC in 44 base64 characters.
+pub fn validate_form_sha256<K, V>(
+    key: &SharedKey,
+    url: &str,
+    params: &[(K, V)],
+    signature: &str,
+) -> Result<(), SignatureError>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    if signature.len() != 44 {
+        return Err(SignatureError::WrongLength {
+            len: signature.chars().count(),
+        });
+    }
+    let mut buf = [0u8; 33];
+    let expected: [u8; 32] = match BASE64.decode_slice(signature, &mut buf) {
+        Ok(32) => buf[..32].try_into().expect("32 bytes"),
+        _ => return Err(SignatureError::NotBase64),
+    };
+    let url = SplitUrl::parse(url)?;
+    let matched = with_sorted(params, |sorted| {
+        any_variant(&url, |pieces| key.mac(pieces, sorted).ct_eq(&expected))
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 /// HMAC-SHA1 of the URL pieces (concatenated) followed by `name + value` for each sorted pair,
@@ -968,5 +1087,75 @@ mod tests {
                 prop_assert_eq!(s.https, https);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod shared_key_tests {
+    use super::*;
+
+    const URL: &str = "https://sms.example.com/webhooks/twilio/inbound";
+    const PARAMS: [(&str, &str); 4] = [
+        ("MessageSid", "SM123"),
+        ("Body", "STOP"),
+        ("From", "+14155552671"),
+        ("To", "+15005550006"),
+    ];
+    /// twilio-python 9.13: `RequestValidator("shared-key-secret-0123").compute_signature(URL,
+    /// PARAMS, algorithm=HMAC_SHA256)`.
+    const TWILIO_PYTHON: &str = "APo9G1IChTRRSFkPxeWwrPpzyyNWKJj+plBOiBtdoYM=";
+
+    #[test]
+    fn a_shared_key_signature_matches_twilio_python_and_its_port_variants() {
+        let key = SharedKey::new("shared-key-secret-0123").expect("key");
+        assert_eq!(sign_sha256(&key, URL, &PARAMS), TWILIO_PYTHON);
+        assert_eq!(
+            validate_form_sha256(&key, URL, &PARAMS, TWILIO_PYTHON),
+            Ok(())
+        );
+        let with_port = "https://sms.example.com:443/webhooks/twilio/inbound";
+        assert_eq!(
+            validate_form_sha256(&key, with_port, &PARAMS, TWILIO_PYTHON),
+            Ok(())
+        );
+        let other = SharedKey::new("another-key").expect("key");
+        assert_eq!(
+            validate_form_sha256(&other, URL, &PARAMS, TWILIO_PYTHON),
+            Err(SignatureError::Mismatch)
+        );
+        // The SHA-1 signature of the same request is not a SHA-256 one, and the reverse.
+        let token = AuthToken::new("shared-key-secret-0123").expect("token");
+        let sha1 = sign(&token, URL, &PARAMS);
+        assert_eq!(
+            validate_form_sha256(&key, URL, &PARAMS, &sha1),
+            Err(SignatureError::WrongLength { len: 28 })
+        );
+        assert_eq!(
+            validate_form(&token, URL, &PARAMS, TWILIO_PYTHON),
+            Err(SignatureError::WrongLength { len: 44 })
+        );
+        assert_eq!(format!("{key:?}"), "SharedKey([redacted])");
+    }
+
+    #[test]
+    fn the_settings_header_names_the_algorithm() {
+        assert_eq!(signed_with(None), SignedWith::AuthToken);
+        assert_eq!(signed_with(Some("key=KS1")), SignedWith::AuthToken);
+        assert_eq!(
+            signed_with(Some("key=KS1,algorithm=HMAC_SHA256")),
+            SignedWith::SharedKey { key: Some("KS1") }
+        );
+        assert_eq!(
+            signed_with(Some(" algorithm=HMAC_SHA256 ")),
+            SignedWith::SharedKey { key: None }
+        );
+        assert_eq!(
+            signed_with(Some("key=KS1,algorithm=HMAC_SHA512")),
+            SignedWith::Unknown
+        );
+        assert_eq!(
+            signed_with(Some("algorithm=hmac_sha256")),
+            SignedWith::Unknown
+        );
     }
 }

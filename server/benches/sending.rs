@@ -69,6 +69,7 @@ async fn intake() {
         worker: false,
         request_timeout: std::time::Duration::from_secs(30),
         metrics_token: None,
+        webhook_shared_key: None,
     };
     let app = Application::build(settings).await.expect("smsdesk builds");
     let base = format!("http://{}", app.address());

@@ -47,6 +47,8 @@ pub struct Sending {
     /// What signs status callbacks: Twilio's auth token, or the simulator's token. `None` when
     /// smsdesk talks to Twilio with API key credentials only (callbacks cannot be checked).
     pub webhook_token: Option<AuthToken>,
+    /// `TWILIO_WEBHOOK_SHARED_KEY`: checks webhooks signed with a SharedKey (HMAC-SHA256).
+    pub webhook_shared_key: Option<domain::signature::SharedKey>,
     /// The base URL Twilio calls (`SMSDESK_PUBLIC_URL`, else this server's own address).
     pub public_base: String,
     pub provider: Provider,
@@ -154,6 +156,10 @@ impl Sending {
             key,
             installation,
             webhook_token,
+            webhook_shared_key: settings
+                .webhook_shared_key
+                .as_ref()
+                .and_then(|k| domain::signature::SharedKey::new(k.expose_secret()).ok()),
             public_base,
             provider,
             default_sender,

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Twilio auth token (signs Twilio's webhooks; authenticates to Twilio unless an API key is set).
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
+    /// A webhook SharedKey's secret: webhooks Twilio signs with it (HMAC-SHA256, named by
+    /// `X-Twilio-Webhooks-Signature-Settings`) are checked with it.
+    #[arg(long, env = "TWILIO_WEBHOOK_SHARED_KEY", hide_env_values = true)]
+    pub twilio_webhook_shared_key: Option<String>,
     /// Sender number in E.164 (`+15005550006`).
     #[arg(long, env = "TWILIO_PHONE_NUMBER")]
     pub twilio_phone_number: Option<String>,
@@ -150,6 +154,8 @@ pub struct Settings {
     pub account_sid: Option<String>,
     /// `TWILIO_AUTH_TOKEN` when set: what the simulator signs with (and Twilio does).
     pub auth_token: Option<SecretString>,
+    /// `TWILIO_WEBHOOK_SHARED_KEY` when set: checks webhooks signed with HMAC-SHA256.
+    pub webhook_shared_key: Option<SecretString>,
     /// `TWILIO_PHONE_NUMBER` when set (the simulator sends "from" it too).
     pub phone_number: Option<String>,
     pub simulator_seed: Option<u64>,
@@ -280,6 +286,15 @@ impl ServeArgs {
                 "the 32-character auth token from the Twilio console",
             ));
         }
+        if let Some(key) = &self.twilio_webhook_shared_key
+            && domain::signature::SharedKey::new(key).is_err()
+        {
+            return Err(bad(
+                "TWILIO_WEBHOOK_SHARED_KEY",
+                "is empty or contains white space (a trailing newline?)",
+                "the SharedKey's secret from the Twilio console",
+            ));
+        }
         if !(1..=300).contains(&self.request_timeout_seconds) {
             return Err(bad(
                 "SMSDESK_REQUEST_TIMEOUT_SECONDS",
@@ -379,6 +394,7 @@ impl ServeArgs {
             twilio,
             account_sid: self.twilio_account_sid,
             auth_token: self.twilio_auth_token.map(SecretString::from),
+            webhook_shared_key: self.twilio_webhook_shared_key.map(SecretString::from),
             phone_number: self.twilio_phone_number,
             simulator_seed: self.simulator_seed,
             send_timeout: std::time::Duration::from_secs(self.send_timeout_seconds),

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use backend::db::now_micros;
 use backend::worker::{self, Callback, CallbackOutcome};
 use domain::money::Money;
+use domain::signature::SignedWith;
 use domain::status::MessageStatus;
 use serde::Deserialize;
 
@@ -49,25 +50,6 @@ fn verified_params(
             return Err(StatusCode::BAD_REQUEST);
         }
     };
-    let Some(token) = &sending.webhook_token else {
-        tracing::warn!("{what} refused: no TWILIO_AUTH_TOKEN to verify it with");
-        return Err(StatusCode::FORBIDDEN);
-    };
-    // Signed with a webhook SharedKey (HMAC-SHA256) rather than the Auth Token: smsdesk holds no
-    // SharedKey yet, so it cannot tell a genuine one from a forgery.
-    if let Some(settings) = headers.get("x-twilio-webhooks-signature-settings") {
-        let algorithm = settings
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .find_map(|kv| kv.trim().strip_prefix("algorithm="));
-        if algorithm.is_some() {
-            tracing::warn!(
-                "{what} refused: signed with a webhook SharedKey, which smsdesk is not given"
-            );
-            return Err(StatusCode::FORBIDDEN);
-        }
-    }
     let url = match uri.query() {
         Some(q) => format!("{}{}?{q}", sending.public_base, uri.path()),
         None => format!("{}{}", sending.public_base, uri.path()),
@@ -76,7 +58,32 @@ fn verified_params(
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if let Err(e) = domain::signature::validate_form(token, &url, &params, signature) {
+    let settings = headers
+        .get("x-twilio-webhooks-signature-settings")
+        .map(|v| v.to_str().unwrap_or("?"));
+    let checked = match domain::signature::signed_with(settings) {
+        SignedWith::AuthToken => {
+            let Some(token) = &sending.webhook_token else {
+                tracing::warn!("{what} refused: no TWILIO_AUTH_TOKEN to verify it with");
+                return Err(StatusCode::FORBIDDEN);
+            };
+            domain::signature::validate_form(token, &url, &params, signature)
+        }
+        SignedWith::SharedKey { .. } => {
+            let Some(key) = &sending.webhook_shared_key else {
+                tracing::warn!(
+                    "{what} refused: signed with a webhook SharedKey, and TWILIO_WEBHOOK_SHARED_KEY is not set"
+                );
+                return Err(StatusCode::FORBIDDEN);
+            };
+            domain::signature::validate_form_sha256(key, &url, &params, signature)
+        }
+        SignedWith::Unknown => {
+            tracing::warn!("{what} refused: signed with an algorithm smsdesk does not know");
+            return Err(StatusCode::FORBIDDEN);
+        }
+    };
+    if let Err(e) = checked {
         tracing::warn!(reason = %e, url, "{what} refused: bad X-Twilio-Signature");
         return Err(StatusCode::FORBIDDEN);
     }

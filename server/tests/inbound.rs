@@ -6,9 +6,9 @@ mod common;
 
 use backend::audit::Actor;
 use backend::testing::Backend;
-use common::{AUTH_TOKEN, TestApp, spawn_app};
+use common::{AUTH_TOKEN, TestApp, spawn_app, spawn_app_with};
 use domain::consent::{HELP_REPLY, OPT_IN_REPLY, OPT_OUT_REPLY, twiml};
-use domain::signature::AuthToken;
+use domain::signature::{AuthToken, SharedKey};
 
 const DRIVER: &str = "+14155552671";
 
@@ -232,3 +232,53 @@ async fn stop_and_start_change_consent_once_and_intake_follows(backend: Backend)
     );
 }
 on_both!(stop_and_start_change_consent_once_and_intake_follows);
+
+async fn webhooks_signed_with_a_shared_key_are_checked_with_hmac_sha256(backend: Backend) {
+    const SHARED: &str = "webhook-shared-key-secret";
+    let app = spawn_app_with(backend, |s| {
+        s.webhook_shared_key = Some(secrecy::SecretString::from(SHARED));
+    })
+    .await;
+    let url = inbound_url(&app);
+    let settings = [(
+        "X-Twilio-Webhooks-Signature-Settings",
+        "key=KS0123456789abcdef0123456789abcdef,algorithm=HMAC_SHA256",
+    )];
+    let stop = params("SMb0000000000000000000000000000001", "STOP");
+    let key = SharedKey::new(SHARED).expect("key");
+    let genuine = domain::signature::sign_sha256(&key, &url, &stop);
+    let wrong_key =
+        domain::signature::sign_sha256(&SharedKey::new("guessed").expect("key"), &url, &stop);
+    assert_eq!(
+        post(&url, &stop, Some(wrong_key), &settings).await.status,
+        403
+    );
+    let sha1 = domain::signature::sign(&AuthToken::new(AUTH_TOKEN).expect("token"), &url, &stop);
+    assert_eq!(
+        post(&url, &stop, Some(sha1.clone()), &settings)
+            .await
+            .status,
+        403,
+        "the Auth Token's signature under a SharedKey header"
+    );
+    let unknown = [(
+        "X-Twilio-Webhooks-Signature-Settings",
+        "key=KS1,algorithm=HMAC_SHA512",
+    )];
+    assert_eq!(
+        post(&url, &stop, Some(sha1.clone()), &unknown).await.status,
+        403
+    );
+    assert_eq!(count(&app, "inbound_messages").await, 0);
+    let answer = post(&url, &stop, Some(genuine), &settings).await;
+    assert_eq!(
+        (answer.status, answer.body),
+        (200, twiml(Some(OPT_OUT_REPLY)))
+    );
+    // The Auth Token's signature still works without the header.
+    let start = params("SMb0000000000000000000000000000002", "START");
+    let sha1 = domain::signature::sign(&AuthToken::new(AUTH_TOKEN).expect("token"), &url, &start);
+    assert_eq!(post(&url, &start, Some(sha1), &[]).await.status, 200);
+    assert_eq!(count(&app, "consent_events").await, 2);
+}
+on_both!(webhooks_signed_with_a_shared_key_are_checked_with_hmac_sha256);

@@ -99,6 +99,7 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
         worker: false,
         request_timeout: std::time::Duration::from_secs(30),
         metrics_token: None,
+        webhook_shared_key: None,
     };
     change(&mut settings);
     let app = Application::build(settings).await.expect("smsdesk builds");
