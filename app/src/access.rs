@@ -36,6 +36,12 @@ pub const PAGES: &[Page] = &[
         in_nav: true,
     },
     Page {
+        path: "/messages",
+        label: "Delivery log",
+        requires: Some(&[Permission::ViewDeliveryLog]),
+        in_nav: true,
+    },
+    Page {
         path: "/templates",
         label: "Templates",
         requires: Some(&[Permission::ViewTemplates]),

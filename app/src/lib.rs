@@ -2,8 +2,8 @@
 //! hydrated in the browser), and the server functions behind them.
 //!
 //! One module per area of the console, its pages and its server functions together: `templates`,
-//! `send`, `settings`, `api_keys`, `users`, `audit`, and `auth` (sign-in, one's own account, and
-//! the session every other area checks); `home` is the overview. In an area, `api` holds the server
+//! `send`, `messages` (the delivery log), `settings`, `api_keys`, `users`, `audit`, and `auth`
+//! (sign-in, one's own account, and the session every other area checks); `home` is the overview. In an area, `api` holds the server
 //! functions and the types they answer with; each checks the session's role on the server before
 //! it does anything. `page` (`pages` for templates) holds the pages, which are thin: they load data
 //! through server functions, check the role (the server has already answered 403 or redirected;
@@ -24,6 +24,7 @@ pub mod auth;
 pub mod components;
 pub mod error;
 pub mod home;
+pub mod messages;
 pub mod send;
 pub mod settings;
 #[cfg(feature = "ssr")]
@@ -91,6 +92,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/users") view=users::page::UsersPage/>
                         <Route path=path!("/audit") view=audit::page::AuditPage/>
                         <Route path=path!("/send") view=send::page::SendPage/>
+                        <Route path=path!("/messages") view=messages::page::LogPage/>
+                        <Route path=path!("/messages/:sid") view=messages::page::MessagePage/>
                         <Route path=path!("/settings") view=settings::page::SettingsPage/>
                         <Route path=path!("/api-keys") view=api_keys::page::ApiKeysPage/>
                         <Route path=path!("/account") view=auth::account::AccountPage/>

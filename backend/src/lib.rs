@@ -7,6 +7,7 @@ pub mod audit;
 pub mod consent;
 pub mod crypto;
 pub mod db;
+pub mod delivery;
 pub mod intake;
 pub mod outbox;
 pub mod outcome;

@@ -468,7 +468,7 @@ impl MessageView {
 }
 
 #[derive(sqlx::FromRow)]
-struct ViewRow {
+pub(crate) struct ViewRow {
     id: i64,
     sid: String,
     to_encrypted: String,
@@ -495,14 +495,15 @@ struct ViewRow {
     dispatched_at: Option<i64>,
 }
 
-const VIEW_COLUMNS: &str = "id, sid, to_encrypted, to_masked, sender, body, template_key, category,
+pub(crate) const VIEW_COLUMNS: &str =
+    "id, sid, to_encrypted, to_masked, sender, body, template_key, category,
     priority, encoding, segments, status, state, source, attempts, provider_sid, error_code,
     error_message, price_micros, validity_until, due_at, created_at, updated_at, dispatched_at";
 
 impl ViewRow {
     /// The view of a stored row. A value this code cannot read (a newer version's state, a
     /// damaged row) is an error naming the row, never mapped to another value.
-    fn into_view(self, key: &DataKey) -> Result<MessageView, DbError> {
+    pub(crate) fn into_view(self, key: &DataKey) -> Result<MessageView, DbError> {
         let id = self.id;
         let unreadable = |column: &'static str, value: String| {
             tracing::error!(message_id = id, column, value = %value, "unreadable message row");
@@ -627,21 +628,25 @@ pub struct Queue {
     pub waiting: Vec<(Priority, i64)>,
     /// When the oldest waiting message was written (µs), if any waits.
     pub oldest_created_at: Option<i64>,
+    /// Waiting messages whose last attempt's outcome is unknown (Twilio is asked first).
+    pub in_doubt: i64,
 }
 
 /// Reads the queue (for `/metrics`): one query.
 pub async fn queue(db: &Db) -> Result<Queue, DbError> {
-    let rows = on_db!(db, |pool| sqlx::query_as::<_, (i64, i64, i64)>(
-        "SELECT priority, COUNT(*), MIN(created_at) FROM messages WHERE state = 'waiting'
-             GROUP BY priority"
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, (i64, i64, i64, i64)>(
+        "SELECT priority, COUNT(*), MIN(created_at), SUM(CASE WHEN in_doubt THEN 1 ELSE 0 END)
+             FROM messages WHERE state = 'waiting' GROUP BY priority"
     )
     .fetch_all(pool)
     .await?);
     let mut queue = Queue {
         waiting: Priority::ALL.into_iter().map(|p| (p, 0)).collect(),
         oldest_created_at: None,
+        in_doubt: 0,
     };
-    for (rank, count, oldest) in rows {
+    for (rank, count, oldest, in_doubt) in rows {
+        queue.in_doubt += in_doubt;
         let Some(priority) = priority_of_rank(rank) else {
             tracing::error!(priority = rank, "waiting messages with an unknown priority");
             continue;
@@ -783,81 +788,4 @@ mod tests {
         );
         assert_eq!(estimate_last_send(&s, "+14155550100", 2, &[1]), 2_000_000);
     }
-}
-
-/// Which messages a list shows (Twilio's list filters). Every field narrows; none set lists all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListFilter {
-    /// The recipient's keyed hash (`DataKey::lookup_hash` of the E.164 number).
-    pub to_hash: Option<String>,
-    /// The sender. `default_sender` says which sender a message naming none went from.
-    pub from: Option<String>,
-    pub default_sender: Option<String>,
-    /// Sent (handed to Twilio) at or after this time, µs.
-    pub sent_from: Option<i64>,
-    /// Sent before this time, µs.
-    pub sent_until: Option<i64>,
-    /// Keyset paging: only messages older than this id.
-    pub before_id: Option<i64>,
-}
-
-/// Up to `limit` messages matching `filter`, newest first. One query.
-pub async fn list(
-    db: &Db,
-    key: &DataKey,
-    filter: &ListFilter,
-    limit: u32,
-) -> Result<Vec<MessageView>, DbError> {
-    enum Param<'a> {
-        Text(&'a str),
-        Int(i64),
-    }
-    let mut conditions: Vec<String> = Vec::new();
-    let mut params: Vec<Param<'_>> = Vec::new();
-    if let Some(h) = &filter.to_hash {
-        params.push(Param::Text(h));
-        conditions.push(format!("to_hash = ${}", params.len()));
-    }
-    if let Some(from) = &filter.from {
-        params.push(Param::Text(from));
-        let n = params.len();
-        if filter.default_sender.as_deref() == Some(from.as_str()) {
-            conditions.push(format!("(sender = ${n} OR sender IS NULL)"));
-        } else {
-            conditions.push(format!("sender = ${n}"));
-        }
-    }
-    if let Some(t) = filter.sent_from {
-        params.push(Param::Int(t));
-        conditions.push(format!("dispatched_at >= ${}", params.len()));
-    }
-    if let Some(t) = filter.sent_until {
-        params.push(Param::Int(t));
-        conditions.push(format!("dispatched_at < ${}", params.len()));
-    }
-    if let Some(id) = filter.before_id {
-        params.push(Param::Int(id));
-        conditions.push(format!("id < ${}", params.len()));
-    }
-    params.push(Param::Int(i64::from(limit)));
-    let sql = format!(
-        "SELECT {VIEW_COLUMNS} FROM messages {} ORDER BY id DESC LIMIT ${}",
-        if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        },
-        params.len()
-    );
-    let rows = on_db!(db, |pool| {
-        let mut q = sqlx::query_as::<_, ViewRow>(&sql);
-        for p in &params {
-            q = match p {
-                Param::Text(s) => q.bind(*s),
-                Param::Int(i) => q.bind(*i),
-            };
-        }
-        q.fetch_all(pool).await?
-    });
-    rows.into_iter().map(|r| r.into_view(key)).collect()
 }

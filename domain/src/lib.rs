@@ -6,6 +6,7 @@
 pub mod access;
 pub mod admission;
 pub mod consent;
+pub mod delivery;
 pub mod errors;
 pub mod keywords;
 pub mod money;

@@ -6,6 +6,7 @@ const NAV: Record<Role, string[]> = {
   admin: [
     "Overview",
     "Send",
+    "Delivery log",
     "Templates",
     "Users",
     "Audit log",
@@ -13,9 +14,9 @@ const NAV: Record<Role, string[]> = {
     "API keys",
     "Your account",
   ],
-  dispatcher: ["Overview", "Send", "Templates", "Your account"],
-  compliance: ["Overview", "Audit log", "Your account"],
-  finance: ["Overview", "Your account"],
+  dispatcher: ["Overview", "Send", "Delivery log", "Templates", "Your account"],
+  compliance: ["Overview", "Delivery log", "Audit log", "Your account"],
+  finance: ["Overview", "Delivery log", "Your account"],
 };
 const PAGES = ["/send", "/templates", "/users", "/audit", "/settings"];
 

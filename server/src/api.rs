@@ -1,5 +1,6 @@
 //! The JSON API for other services: `POST /api/v1/messages`, `POST /api/v1/messages/batch` (up
-//! to 1,000), `GET /api/v1/messages/{id}`, and its OpenAPI document. Authenticated with API keys
+//! to 1,000), `GET /api/v1/messages` (the delivery log's filters, a page at a time),
+//! `GET /api/v1/messages/{id}`, and its OpenAPI document. Authenticated with API keys
 //! (`Authorization: Basic SK…:secret` or `Bearer secret`); `Idempotency-Key` makes a retried
 //! request return the first answer and send nothing twice.
 //!
@@ -12,14 +13,17 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backend::api_keys::{ApiKey, Presented};
 use backend::db::{DbError, now_micros};
+use backend::delivery::{self, Cursor};
 use backend::intake::{Content, Refusal, Submission};
 use backend::outbox::{self, Idempotency, MessageView, Source};
 use chrono::{DateTime, SecondsFormat};
+use domain::delivery::LogQuery;
 use domain::template::{Category, Priority};
 use headers::authorization::{Basic, Bearer};
 use headers::{Authorization, HeaderMapExt};
@@ -382,6 +386,18 @@ fn unavailable(e: &DbError) -> ApiError {
     )
 }
 
+/// The sending settings (at most a second old).
+async fn settings(sending: &Sending) -> Result<backend::settings::SendingSettings, ApiError> {
+    sending.settings().await.map_err(|e| match e {
+        backend::settings::SettingsStoreError::Db(e) => unavailable(&e),
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "settings_unreadable",
+            other.to_string(),
+        ),
+    })
+}
+
 /// Passes `items` (already parsed, or refused) through intake, answering with `render`. With an
 /// idempotency key, the answer is stored in the same transaction as the messages.
 async fn accept(
@@ -403,14 +419,7 @@ async fn accept(
                 .ok_or_else(|| bad_request("Idempotency-Key must be 1 to 255 visible characters"))
         })
         .transpose()?;
-    let settings = sending.settings().await.map_err(|e| match e {
-        backend::settings::SettingsStoreError::Db(e) => unavailable(&e),
-        other => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "settings_unreadable",
-            other.to_string(),
-        ),
-    })?;
+    let settings = settings(sending).await?;
     let intake = &sending.intake;
     let source = Source::ApiKey(key.id.clone());
     // Parsing errors keep their place; the rest go through intake's checks together.
@@ -700,6 +709,124 @@ pub async fn create_batch(
     .await
 }
 
+/// Most messages on one page of `GET /api/v1/messages`; 50 when `limit` is not given.
+pub const MAX_LIST_LIMIT: u32 = 500;
+const DEFAULT_LIST_LIMIT: u32 = 50;
+
+/// The filters of `GET /api/v1/messages` (the console's delivery log takes the same names). Every
+/// filter given narrows the list; empty values count as not given.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// A status (`accepted`, `queued`, `sent`, `delivered`, `undelivered`, `failed`, `canceled`,
+    /// …) or `problems` (failed and undelivered).
+    #[param(example = "problems")]
+    status: Option<String>,
+    /// A template's key.
+    template: Option<String>,
+    /// `shipment`, `emergency`, `two_factor` or `driver`.
+    category: Option<String>,
+    /// Who sent it: `api_key:SK…` or `user:<e-mail>` (an `SK…` id or an e-mail alone will do).
+    source: Option<String>,
+    /// The recipient, in any format a phone number is written in (E.164 is safest).
+    #[param(example = "+14155552671")]
+    to: Option<String>,
+    /// Twilio's error code.
+    #[param(example = "30003")]
+    error_code: Option<String>,
+    /// Text the body contains (any case). Two-factor messages are never found by their text.
+    text: Option<String>,
+    /// Written on or after this day (`YYYY-MM-DD`, UTC) or instant (RFC 3339).
+    #[param(example = "2026-11-30")]
+    date_from: Option<String>,
+    /// Written on or before this day (`YYYY-MM-DD`, UTC, the whole day), or before this instant.
+    date_to: Option<String>,
+    /// Where the page starts: a `next_cursor` (older messages) or `previous_cursor` (newer) from
+    /// an earlier answer.
+    cursor: Option<String>,
+    /// Messages per page, 1 to 500.
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+}
+
+/// A page of messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MessagePage)]
+pub struct MessagePageJson {
+    messages: Vec<MessageJson>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    next_cursor: Option<String>,
+    /// Pass as `cursor` for the page before (newer messages); `null` on the first page.
+    previous_cursor: Option<String>,
+}
+
+/// `GET /api/v1/messages`: messages newest first, filtered, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages",
+    tag = "messages",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of messages, newest first", body = MessagePageJson),
+        (status = 400, description = "A filter, the cursor or the limit is not understood", body = ErrorJson),
+        (status = 401, description = "No API key, or an unknown or revoked one", body = ErrorJson),
+        (status = 503, description = "The database is down: try again", body = ErrorJson),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn list_messages(
+    State(sending): State<Sending>,
+    headers: HeaderMap,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authenticate(&sending, &headers).await?;
+    let Query(params) = query.map_err(|e| bad_request(e.body_text()))?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(field_error(
+            "limit",
+            "limit is a whole number from 1 to 500",
+        ));
+    }
+    let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(Cursor::parse(c).ok_or_else(|| {
+            field_error(
+                "cursor",
+                "the cursor is not one smsdesk gave: pass next_cursor or previous_cursor as is",
+            )
+        })?),
+    };
+    let query = LogQuery {
+        status: params.status,
+        template: params.template,
+        category: params.category,
+        source: params.source,
+        to: params.to,
+        error_code: params.error_code,
+        text: params.text,
+        date_from: params.date_from,
+        date_to: params.date_to,
+    };
+    let settings = settings(&sending).await?;
+    let filter = delivery::Filter::parse(&query, &sending.key, Some(&settings.default_region))
+        .map_err(|e| field_error(e.field, e.message))?;
+    let page = delivery::page(&sending.db, &sending.key, &filter, cursor, limit).await?;
+    Ok(Json(MessagePageJson {
+        messages: page.messages.iter().map(MessageJson::from).collect(),
+        next_cursor: page.older.map(|id| Cursor::Older(id).to_string()),
+        previous_cursor: page.newer.map(|id| Cursor::Newer(id).to_string()),
+    })
+    .into_response())
+}
+
+fn field_error(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        field: Some(field.to_owned()),
+        ..bad_request(message)
+    }
+}
+
 /// `GET /api/v1/messages/{id}`: the message with its events.
 #[utoipa::path(
     get,
@@ -763,8 +890,8 @@ struct IdempotencyHeader {
         description = "Send SMS through smsdesk: every message is checked (number, geo permissions, consent, template, body, sender) and written to the outbox before the answer. Authenticate with an API key: Basic (key id `SK…` and secret) or Bearer (the secret).",
         version = "1"
     ),
-    paths(create_message, create_batch, get_message),
-    components(schemas(MessageRequest, BatchRequest, MessageJson, EventJson, ErrorJson, ErrorDetail, BatchJson, BatchItemJson)),
+    paths(create_message, create_batch, list_messages, get_message),
+    components(schemas(MessageRequest, BatchRequest, MessageJson, MessagePageJson, EventJson, ErrorJson, ErrorDetail, BatchJson, BatchItemJson)),
     modifiers(&Security),
     tags((name = "messages", description = "Sending and reading messages"))
 )]

@@ -139,7 +139,10 @@ impl Application {
                 "/api/v1/messages/batch",
                 post(api::create_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
             )
-            .route("/api/v1/messages", post(api::create_message))
+            .route(
+                "/api/v1/messages",
+                post(api::create_message).get(api::list_messages),
+            )
             .route("/api/v1/messages/{id}", get(api::get_message))
             .route(
                 "/2010-04-01/Accounts/{account}/Messages.json",

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use backend::api_keys::ApiKey;
 use backend::db::now_micros;
+use backend::delivery::{self, Cursor};
 use backend::intake::{Content, Submission};
 use backend::outbox::{self, MessageView, Source};
 use chrono::DateTime;
@@ -286,7 +287,7 @@ pub async fn list(
             format!("Invalid parameter: {name}: {what}"),
         )
     };
-    let mut filter = outbox::ListFilter {
+    let mut filter = delivery::Filter {
         default_sender: Some(default_from(&sending)),
         ..Default::default()
     };
@@ -339,24 +340,26 @@ pub async fn list(
         Some(Ok(n)) => n,
         Some(Err(_)) => return invalid("Page", "a whole number from 0"),
     };
+    let mut cursor = None;
     if let Some(token) = param("PageToken") {
         match token
             .strip_prefix("PB")
             .and_then(|id| id.parse::<i64>().ok())
         {
-            Some(id) => filter.before_id = Some(id),
+            Some(id) => cursor = Some(Cursor::Older(id)),
             None => return invalid("PageToken", "use the next_page_uri smsdesk gave"),
         }
     } else if page > 0 {
         return invalid("Page", "follow next_page_uri (it carries a PageToken)");
     }
-    let mut found = match outbox::list(&sending.db, &sending.key, &filter, page_size + 1).await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::error!(error = %e, "Twilio-compatible list failed on the database");
-            return unavailable();
-        }
-    };
+    let mut found =
+        match delivery::list(&sending.db, &sending.key, &filter, cursor, page_size + 1).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "Twilio-compatible list failed on the database");
+                return unavailable();
+            }
+        };
     let more = found.len() > page_size as usize;
     found.truncate(page_size as usize);
     let path = format!("/2010-04-01/Accounts/{account_sid}/Messages.json");

@@ -430,6 +430,36 @@ async fn every_server_function_checks_the_role(backend: Backend) {
             Some(json!({"sids": []})),
             &[Admin, Dispatcher],
         ),
+        (
+            "delivery_log",
+            vec![],
+            Some(json!({"query": {}, "cursor": null})),
+            &[Admin, Dispatcher, Compliance, Finance],
+        ),
+        (
+            "overview",
+            vec![],
+            None,
+            &[Admin, Dispatcher, Compliance, Finance],
+        ),
+        (
+            "message_detail",
+            vec![("sid", "SMnone")],
+            None,
+            &[Admin, Dispatcher, Compliance, Finance],
+        ),
+        (
+            "retry_message",
+            vec![("sid", "SMnone")],
+            None,
+            &[Admin, Dispatcher],
+        ),
+        (
+            "cancel_message",
+            vec![("sid", "SMnone")],
+            None,
+            &[Admin, Dispatcher],
+        ),
     ];
     let anonymous = app.client();
     let mut clients = Vec::new();
@@ -477,6 +507,7 @@ async fn every_page_checks_the_role(backend: Backend) {
         ("/users", &[Admin]),
         ("/audit", &[Admin, Compliance]),
         ("/send", &[Admin, Dispatcher]),
+        ("/messages", &[Admin, Dispatcher, Compliance, Finance]),
         ("/settings", &[Admin]),
         ("/api-keys", &[Admin]),
         ("/account", &[Admin, Dispatcher, Compliance, Finance]),

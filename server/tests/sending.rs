@@ -372,6 +372,114 @@ async fn a_batch_answers_each_message_in_order(backend: Backend) {
 }
 on_both!(a_batch_answers_each_message_in_order);
 
+async fn the_json_api_lists_with_the_logs_filters_and_cursors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    open_limits(&app).await;
+    let key = api_key(&app).await;
+    let batch = json!({ "messages": [
+        { "to": "+14155552671", "body": "Pickup at the depot" },
+        { "to": "+14155552672", "body": "Leaving now", "category": "driver" },
+        { "to": "+14155552671", "body": "Arrived at the DEPOT" },
+        { "to": "+14155552673", "body": "Your code is 123456", "category": "two_factor" },
+    ]});
+    let r = send(
+        &app,
+        &key,
+        "/api/v1/messages/batch",
+        &batch.to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let ids: Vec<String> = r.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").to_owned())
+        .collect();
+    let listed = |body: &Value| -> Vec<String> {
+        body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+
+    // Newest first, two at a time: the cursors walk back and forth.
+    let first = get(&app, &key, "/api/v1/messages?limit=2").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(listed(&first.body), [ids[3].clone(), ids[2].clone()]);
+    assert_eq!(first.body["previous_cursor"], Value::Null);
+    let next = first.body["next_cursor"].as_str().expect("a next page");
+    let second = get(
+        &app,
+        &key,
+        &format!("/api/v1/messages?limit=2&cursor={next}"),
+    )
+    .await;
+    assert_eq!(listed(&second.body), [ids[1].clone(), ids[0].clone()]);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let back = second.body["previous_cursor"]
+        .as_str()
+        .expect("a page before");
+    let again = get(
+        &app,
+        &key,
+        &format!("/api/v1/messages?limit=2&cursor={back}"),
+    )
+    .await;
+    assert_eq!(listed(&again.body), listed(&first.body));
+
+    // The log's filters: recipient in any format, text in any case, category; two-factor
+    // bodies are neither shown nor searched.
+    let r = get(
+        &app,
+        &key,
+        "/api/v1/messages?to=(415)%20555-2671&text=depot",
+    )
+    .await;
+    assert_eq!(listed(&r.body), [ids[2].clone(), ids[0].clone()]);
+    assert_eq!(r.body["messages"][0]["to"], "+14155552671");
+    let r = get(&app, &key, "/api/v1/messages?category=two_factor").await;
+    assert_eq!(listed(&r.body), [ids[3].clone()]);
+    assert_eq!(r.body["messages"][0]["body"], Value::Null);
+    assert!(listed(&get(&app, &key, "/api/v1/messages?text=123456").await.body).is_empty());
+    let r = get(
+        &app,
+        &key,
+        &format!("/api/v1/messages?source=api_key:{}&status=accepted", key.id),
+    )
+    .await;
+    assert_eq!(listed(&r.body).len(), 4);
+
+    // What cannot apply is a 400 naming the parameter.
+    for (query, field) in [
+        ("status=lost", "status"),
+        ("to=12", "to"),
+        ("date_from=yesterday", "date_from"),
+        ("cursor=x12", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+    ] {
+        let r = get(&app, &key, &format!("/api/v1/messages?{query}")).await;
+        assert_eq!(
+            (r.status, r.body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{query}: {}",
+            r.body
+        );
+    }
+    let r = get(&app, &key, "/api/v1/messages?limit=many").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // And without a key, nothing.
+    let r = reqwest::get(app.url("/api/v1/messages"))
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 401);
+}
+on_both!(the_json_api_lists_with_the_logs_filters_and_cursors);
+
 async fn a_message_goes_through_the_simulator_and_its_signed_callbacks(backend: Backend) {
     let app = spawn_app(backend).await;
     open_limits(&app).await;

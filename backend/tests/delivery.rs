@@ -1,0 +1,464 @@
+//! The delivery log on a real database (SQLite and PostgreSQL): filters that combine, counts per
+//! status, keyset paging in both directions, the filter's errors, and the two actions (send a
+//! failed message again, cancel a waiting one), audited. Messages go through intake and the
+//! worker with the simulator, driven by hand with a chosen time.
+
+mod common;
+
+use std::sync::Arc;
+
+use backend::audit;
+use backend::crypto::DataKey;
+use backend::db::{Db, now_micros};
+use backend::delivery::{self, ActionRefused, Cursor, Filter, StatusFilter};
+use backend::intake::{Content, Intake, Submission};
+use backend::outbox::{self, MessageState, MessageView, Source};
+use backend::settings::{self, SendingSettings};
+use backend::simulator::Simulator;
+use backend::twilio::Sender;
+use backend::worker::{Provider, Worker, WorkerConfig};
+use domain::delivery::LogQuery;
+use domain::status::MessageStatus;
+use domain::template::Category;
+
+const SECOND: i64 = 1_000_000;
+const DAY: i64 = 86_400 * SECOND;
+
+fn key() -> DataKey {
+    DataKey::new(&[7u8; 32])
+}
+
+fn number(n: u32) -> String {
+    format!("+1415555{:04}", 2000 + n)
+}
+
+fn service() -> Source {
+    Source::ApiKey("SK0123456789abcdef0123456789abcdef".to_owned())
+}
+
+fn alice() -> Source {
+    Source::User("alice@safeshipper.example".to_owned())
+}
+
+async fn open(db: &Db) -> SendingSettings {
+    let mut s = SendingSettings::default();
+    s.limits.per_second = 10_000;
+    s.limits.per_minute = 100_000;
+    s.limits.per_hour = 1_000_000;
+    s.limits.per_recipient_per_hour = 1_000;
+    s.limits.per_recipient_per_day = 1_000;
+    s.pace.long_code = 10_000;
+    settings::save_sending(db, &audit::Actor::system(), &s)
+        .await
+        .expect("settings saved");
+    s
+}
+
+async fn send(
+    db: &Db,
+    source: &Source,
+    to: &str,
+    body: &str,
+    category: Option<Category>,
+    now: i64,
+) -> MessageView {
+    let s = settings::sending(db).await.expect("settings");
+    Intake::new(db.clone(), key(), Arc::new(tokio::sync::Notify::new()))
+        .submit(
+            &s,
+            source,
+            vec![Submission {
+                to: to.to_owned(),
+                content: Content::Body(body.to_owned()),
+                category,
+                sender: None,
+                validity_seconds: None,
+            }],
+            now,
+        )
+        .await
+        .expect("db")
+        .pop()
+        .expect("one")
+        .expect("accepted")
+}
+
+fn simulated(db: &Db) -> Worker {
+    let sim = Arc::new(Simulator::new(
+        "AC0123456789abcdef0123456789abcdef",
+        domain::signature::AuthToken::new("sim-token").expect("token"),
+        Some(42),
+    ));
+    Worker::new(
+        db.clone(),
+        key(),
+        Provider::Simulator(sim),
+        WorkerConfig::new(Sender::From("+15005550006".to_owned()), None),
+    )
+}
+
+fn parse(pairs: &[(&str, &str)]) -> Filter {
+    Filter::parse(
+        &LogQuery::from_pairs(pairs.iter().copied()),
+        &key(),
+        Some("US"),
+    )
+    .expect("a valid filter")
+}
+
+async fn sids(db: &Db, filter: &Filter) -> Vec<String> {
+    delivery::list(db, &key(), filter, None, 100)
+        .await
+        .expect("listed")
+        .into_iter()
+        .map(|m| m.sid)
+        .collect()
+}
+
+async fn filters_combine_and_counts_say_what_each_status_would_show(db: Db) {
+    open(&db).await;
+    let t0 = now_micros();
+    let yesterday = t0 - DAY;
+    let old = send(
+        &db,
+        &service(),
+        &number(1),
+        "Pickup at the DEPOT",
+        None,
+        yesterday,
+    )
+    .await;
+    let depot = send(
+        &db,
+        &alice(),
+        &number(2),
+        "Leaving the depot now",
+        Some(Category::Driver),
+        t0,
+    )
+    .await;
+    let sale = send(
+        &db,
+        &service(),
+        &number(3),
+        "50% of the load is in",
+        None,
+        t0,
+    )
+    .await;
+    let invalid = send(&db, &service(), "+15005550001", "To nowhere", None, t0).await;
+    let stopped = send(
+        &db,
+        &alice(),
+        "+15005550004",
+        "To a STOP",
+        Some(Category::Driver),
+        t0,
+    )
+    .await;
+    let code = send(
+        &db,
+        &service(),
+        &number(4),
+        "Your depot code is 123456",
+        Some(Category::TwoFactor),
+        t0,
+    )
+    .await;
+    let step = simulated(&db).try_execute_task(t0).await.expect("step");
+    assert_eq!((step.sent, step.failed), (4, 2));
+
+    // Newest first, everything.
+    assert_eq!(
+        sids(&db, &Filter::default()).await,
+        [&code, &stopped, &invalid, &sale, &depot, &old].map(|m| m.sid.clone())
+    );
+    // Problems are failed and undelivered.
+    assert_eq!(
+        sids(&db, &parse(&[("status", "problems")])).await,
+        [&stopped, &invalid].map(|m| m.sid.clone())
+    );
+    assert_eq!(
+        sids(&db, &parse(&[("error_code", "21211")])).await,
+        vec![invalid.sid.clone()]
+    );
+    // Text in any case; a two-factor body, which holds a code, is never found by its text.
+    assert_eq!(
+        sids(&db, &parse(&[("text", "depot")])).await,
+        [&depot, &old].map(|m| m.sid.clone())
+    );
+    assert!(sids(&db, &parse(&[("text", "123456")])).await.is_empty());
+    // LIKE's wildcards are text: "50%" finds the one body with "50%", "%" alone only it.
+    assert_eq!(
+        sids(&db, &parse(&[("text", "50%")])).await,
+        vec![sale.sid.clone()]
+    );
+    assert_eq!(
+        sids(&db, &parse(&[("text", "_")])).await,
+        Vec::<String>::new()
+    );
+    // The recipient typed as people write it, found through its keyed hash.
+    assert_eq!(
+        sids(&db, &parse(&[("to", "(415) 555-2002")])).await,
+        vec![depot.sid.clone()]
+    );
+    // Who sent it: the stored form, or an e-mail alone.
+    assert_eq!(
+        sids(&db, &parse(&[("source", "alice@safeshipper.example")])).await,
+        [&stopped, &depot].map(|m| m.sid.clone())
+    );
+    assert_eq!(
+        sids(
+            &db,
+            &parse(&[
+                ("source", &service().to_string()),
+                ("category", "two_factor")
+            ])
+        )
+        .await,
+        vec![code.sid.clone()]
+    );
+    // Days are UTC days, both ends included.
+    let day = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let yesterday_only = parse(&[("date_from", &day(yesterday)), ("date_to", &day(yesterday))]);
+    assert_eq!(sids(&db, &yesterday_only).await, vec![old.sid.clone()]);
+    assert_eq!(
+        sids(
+            &db,
+            &parse(&[
+                ("date_from", &day(t0)),
+                ("category", "driver"),
+                ("status", "failed")
+            ])
+        )
+        .await,
+        vec![stopped.sid.clone()]
+    );
+
+    // Counts leave the filter's own status out: they say what each status would show.
+    let alice_failed = parse(&[
+        ("source", "alice@safeshipper.example"),
+        ("status", "failed"),
+    ]);
+    assert_eq!(
+        delivery::counts(&db, &alice_failed).await.expect("counts"),
+        vec![(MessageStatus::Queued, 1), (MessageStatus::Failed, 1)]
+    );
+    let all = delivery::counts(&db, &Filter::default())
+        .await
+        .expect("counts");
+    assert_eq!(
+        all,
+        vec![(MessageStatus::Queued, 4), (MessageStatus::Failed, 2)]
+    );
+}
+on_both!(filters_combine_and_counts_say_what_each_status_would_show);
+
+async fn pages_walk_older_and_newer_without_gaps_or_repeats(db: Db) {
+    open(&db).await;
+    let t0 = now_micros();
+    let mut sent = Vec::new();
+    for n in 0..7 {
+        sent.push(send(&db, &service(), &number(n), &format!("m{n}"), None, t0).await);
+    }
+    let id = |n: usize| sent[n].id;
+    let ids = |p: &delivery::Page| p.messages.iter().map(|m| m.id).collect::<Vec<_>>();
+    let f = Filter::default();
+    let first = delivery::page(&db, &key(), &f, None, 3)
+        .await
+        .expect("page");
+    assert_eq!(ids(&first), [id(6), id(5), id(4)]);
+    assert_eq!((first.newer, first.older), (None, Some(id(4))));
+
+    // A message arriving meanwhile does not shift the older pages.
+    let late = send(&db, &service(), &number(9), "late", None, t0).await;
+    let second = delivery::page(&db, &key(), &f, Some(Cursor::Older(id(4))), 3)
+        .await
+        .expect("page");
+    assert_eq!(ids(&second), [id(3), id(2), id(1)]);
+    assert_eq!((second.newer, second.older), (Some(id(3)), Some(id(1))));
+    let last = delivery::page(&db, &key(), &f, Some(Cursor::Older(id(1))), 3)
+        .await
+        .expect("page");
+    assert_eq!(ids(&last), [id(0)]);
+    assert_eq!((last.newer, last.older), (Some(id(0)), None));
+
+    // Back towards the newest: the three just newer than the page, then the rest.
+    let back = delivery::page(&db, &key(), &f, Some(Cursor::Newer(id(3))), 3)
+        .await
+        .expect("page");
+    assert_eq!(ids(&back), [id(6), id(5), id(4)]);
+    assert_eq!((back.newer, back.older), (Some(id(6)), Some(id(4))));
+    let newest = delivery::page(&db, &key(), &f, Some(Cursor::Newer(id(6))), 3)
+        .await
+        .expect("page");
+    assert_eq!(ids(&newest), [late.id]);
+    assert_eq!((newest.newer, newest.older), (None, Some(late.id)));
+    let back = delivery::page(&db, &key(), &f, Some(Cursor::Newer(id(0))), 3)
+        .await
+        .expect("page");
+    assert_eq!(ids(&back), [id(3), id(2), id(1)]);
+    assert_eq!((back.newer, back.older), (Some(id(3)), Some(id(1))));
+}
+on_both!(pages_walk_older_and_newer_without_gaps_or_repeats);
+
+#[test]
+fn a_filter_that_cannot_apply_names_its_field_and_what_to_write() {
+    let bad = |pairs: &[(&str, &str)]| {
+        Filter::parse(
+            &LogQuery::from_pairs(pairs.iter().copied()),
+            &key(),
+            Some("US"),
+        )
+        .expect_err("refused")
+    };
+    let e = bad(&[("status", "lost")]);
+    assert_eq!(e.field, "status");
+    assert!(e.message.contains("problems"), "{}", e.message);
+    assert_eq!(bad(&[("category", "marketing")]).field, "category");
+    assert_eq!(bad(&[("source", "someone")]).field, "source");
+    let e = bad(&[("to", "555 12")]);
+    assert_eq!(e.field, "to");
+    assert_eq!(bad(&[("error_code", "30003x")]).field, "error_code");
+    let e = bad(&[("date_from", "yesterday")]);
+    assert_eq!(e.field, "date_from");
+    assert!(e.message.contains("YYYY-MM-DD"), "{}", e.message);
+    assert_eq!(bad(&[("date_to", "2026-02-30")]).field, "date_to");
+    // A day ends where the next begins; an instant is taken as given.
+    let f = Filter::parse(
+        &LogQuery::from_pairs([("date_from", "2026-11-30"), ("date_to", "2026-11-30")]),
+        &key(),
+        None,
+    )
+    .expect("valid");
+    let start = 1_795_996_800 * SECOND;
+    assert_eq!(
+        (f.created_from, f.created_until),
+        (Some(start), Some(start + DAY))
+    );
+    let f = Filter::parse(
+        &LogQuery::from_pairs([("status", "problems"), ("date_to", "2026-11-30T08:00:00Z")]),
+        &key(),
+        None,
+    )
+    .expect("valid");
+    assert_eq!(f.status, Some(StatusFilter::Problems));
+    assert_eq!(f.created_until, Some(start + 8 * 3_600 * SECOND));
+}
+
+async fn a_failed_message_is_sent_again_and_a_waiting_one_canceled_both_audited(db: Db) {
+    open(&db).await;
+    let t0 = now_micros();
+    let unreachable = send(&db, &service(), "+15005550002", "Try me twice", None, t0).await;
+    let stopped = send(&db, &service(), "+15005550004", "To a STOP", None, t0).await;
+    let fine = send(&db, &service(), &number(1), "Fine", None, t0).await;
+    let worker = simulated(&db);
+    worker.try_execute_task(t0).await.expect("step");
+    let find = |sid: String| {
+        let db = db.clone();
+        async move {
+            outbox::find(&db, &key(), &sid)
+                .await
+                .expect("db")
+                .expect("found")
+        }
+    };
+    assert_eq!(
+        find(unreachable.sid.clone()).await.status,
+        MessageStatus::Failed
+    );
+    let actor = audit::Actor::user(1, "dispatch@safeshipper.example");
+
+    let t1 = t0 + 60 * SECOND;
+    delivery::retry(&db, &unreachable.sid, &actor, t1)
+        .await
+        .expect("db")
+        .expect("retried");
+    let again = find(unreachable.sid.clone()).await;
+    assert_eq!(
+        (again.state, again.status, again.due_at, again.error_code),
+        (MessageState::Waiting, MessageStatus::Accepted, t1, None)
+    );
+    let events = outbox::events(&db, again.id).await.expect("events");
+    assert!(
+        events.iter().any(|e| e.kind == "failed"),
+        "the first attempt's failure stays in the history: {events:?}"
+    );
+    let last = events.last().expect("an event");
+    assert_eq!((last.kind.as_str(), last.at), ("retry_requested", t1));
+    assert!(last.detail.contains("dispatch@safeshipper.example"));
+    // The worker sends it again (the simulator fails it again, as the number says).
+    let step = worker.try_execute_task(t1).await.expect("step");
+    assert_eq!(step.claimed, 1);
+    assert_eq!(find(unreachable.sid.clone()).await.attempts, 2);
+
+    // Not for a message that did not fail, nor for a recipient who opted out since.
+    let refused = delivery::retry(&db, &fine.sid, &actor, t1)
+        .await
+        .expect("db");
+    assert!(
+        matches!(&refused, Err(ActionRefused::NotNow(why)) if why.contains("queued")),
+        "{refused:?}"
+    );
+    let refused = delivery::retry(&db, &stopped.sid, &actor, t1)
+        .await
+        .expect("db");
+    assert!(
+        matches!(&refused, Err(ActionRefused::NotNow(why)) if why.contains("opted out")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        delivery::retry(&db, "SMnope", &actor, t1)
+            .await
+            .expect("db"),
+        Err(ActionRefused::NotFound("SMnope".to_owned()))
+    );
+
+    // Cancel: only while it waits.
+    let later = send(&db, &service(), &number(2), "Not yet", None, t1).await;
+    delivery::cancel(&db, &later.sid, &actor, t1)
+        .await
+        .expect("db")
+        .expect("canceled");
+    let canceled = find(later.sid.clone()).await;
+    assert_eq!(
+        (canceled.state, canceled.status),
+        (MessageState::Done, MessageStatus::Canceled)
+    );
+    let step = worker.try_execute_task(t1 + SECOND).await.expect("step");
+    assert_eq!(step.claimed, 0, "a canceled message is not sent");
+    let refused = delivery::cancel(&db, &fine.sid, &actor, t1)
+        .await
+        .expect("db");
+    assert!(
+        matches!(refused, Err(ActionRefused::NotNow(_))),
+        "{refused:?}"
+    );
+
+    let entries = audit::list(
+        &db,
+        &audit::Filter {
+            action: Some("message.".to_owned()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("audit");
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("message.cancel", later.sid.as_str()),
+            ("message.retry", unreachable.sid.as_str())
+        ]
+    );
+}
+on_both!(a_failed_message_is_sent_again_and_a_waiting_one_canceled_both_audited);

@@ -1,0 +1,56 @@
+import { expect, hydrated, signIn, test } from "./helpers";
+
+// The delivery log: a dispatcher finds a failed message through a filter kept in the address,
+// reads what its error means and sends it again; finance reads the same log with numbers masked
+// and no actions. Serial: the second test reads what the first sent.
+test.describe.configure({ mode: "serial" });
+
+const marker = `Gate ${Date.now()}`;
+
+test("a dispatcher finds a failed message in the log, reads why, and sends it again", async ({ page }) => {
+  await signIn(page, "dispatcher", "/send");
+  // The simulator's magic number +15005550002 fails with 21612 (not reachable from this sender).
+  await page.getByLabel("Recipients").fill("+1 500 555 0002\n+1 415 555 2674");
+  await page.getByLabel("Message").fill(`${marker} opens at 7am`);
+  await page.getByRole("button", { name: "Review" }).click();
+  await page.getByRole("button", { name: "Send 2 messages" }).click();
+  await expect(page.getByTestId("progress-text")).toContainText("0 waiting in smsdesk", { timeout: 15_000 });
+
+  // The filter is in the address: a bookmark or a shared link opens the same view.
+  await page.goto(`/messages?status=problems&text=${encodeURIComponent(marker)}`);
+  await hydrated(page);
+  const log = page.getByTestId("log");
+  await expect(log.locator("tbody tr")).toHaveCount(1);
+  await expect(log).toContainText("+15005550002");
+  await expect(log).toContainText("21612");
+  await expect(page.getByLabel("Status")).toHaveValue("problems");
+  await expect(page.getByLabel("Text contains")).toHaveValue(marker);
+
+  // The filter form changes the address.
+  await page.getByLabel("Status").selectOption("");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL((url) => !url.search.includes("status=problems"));
+  await expect(page.getByTestId("log").locator("tbody tr")).toHaveCount(2);
+  await expect(page.getByTestId("log-counts")).toContainText("failed 1");
+
+  await page.getByTestId("log").locator("tr", { hasText: "+15005550002" }).getByRole("link").click();
+  await page.waitForURL((url) => url.pathname.startsWith("/messages/SM"));
+  await expect(page.getByTestId("message-status")).toHaveText("failed");
+  await expect(page.getByTestId("message-errors")).toContainText("Error 21612");
+  await expect(page.getByTestId("message-body")).toHaveText(`${marker} opens at 7am`);
+  await page.getByRole("button", { name: "Send again" }).click();
+  await expect(page.getByTestId("timeline")).toContainText("asked to send it again");
+});
+
+test("finance reads the log with numbers masked and cannot act", async ({ page }) => {
+  await signIn(page, "finance", "/messages");
+  await page.goto(`/messages?status=problems&text=${encodeURIComponent(marker)}`);
+  await hydrated(page);
+  const log = page.getByTestId("log");
+  await expect(log.locator("tbody tr")).toHaveCount(1);
+  await expect(log).not.toContainText("+15005550002");
+  await log.locator("tbody tr a").first().click();
+  await page.waitForURL((url) => url.pathname.startsWith("/messages/SM"));
+  await expect(page.getByTestId("timeline")).toBeVisible();
+  await expect(page.getByRole("button", { name: "Send again" })).toHaveCount(0);
+});
