@@ -419,19 +419,65 @@ pub async fn counts(db: &Db, filter: &Filter) -> Result<Vec<(MessageStatus, i64)
     .await?);
     let mut counts = Vec::new();
     for (status, n, first) in rows {
-        let status = status.parse::<MessageStatus>().map_err(|_| {
-            tracing::error!(message_id = first, value = %status, "unreadable message status");
-            DbError::Unreadable {
-                table: "messages",
-                id: first,
-                column: "status",
-                value: status.clone(),
-            }
-        })?;
-        counts.push((status, n));
+        counts.push((read_status(first, status)?, n));
     }
     counts.sort_by_key(|(s, _)| MessageStatus::ALL.iter().position(|a| a == s));
     Ok(counts)
+}
+
+/// How many messages matching `filter` are newer than `id` (the page a reader has open began at
+/// `id`: these are what arrived since).
+pub async fn count_newer(db: &Db, filter: &Filter, id: i64) -> Result<i64, DbError> {
+    let mut c = Conditions::new(db, filter, true);
+    let n = c.bind(Param::Int(id));
+    c.sql.push(format!("id > {n}"));
+    let sql = format!("SELECT COUNT(*) FROM messages {}", c.where_clause());
+    Ok(on_db!(db, |pool| bind_all!(
+        sqlx::query_scalar::<_, i64>(&sql),
+        &c.params
+    )
+    .fetch_one(pool)
+    .await?))
+}
+
+/// The status and error code each of these messages has now (by sid; unknown sids left out),
+/// for a page that shows them to follow their changes. At most 500 sids are read.
+pub async fn statuses(
+    db: &Db,
+    sids: &[String],
+) -> Result<Vec<(String, MessageStatus, Option<i64>)>, DbError> {
+    let sids = &sids[..sids.len().min(500)];
+    if sids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=sids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id, sid, status, error_code FROM messages WHERE sid IN ({})",
+        placeholders.join(", ")
+    );
+    let rows: Vec<(i64, String, String, Option<i64>)> = on_db!(db, |pool| {
+        let mut q = sqlx::query_as::<_, (i64, String, String, Option<i64>)>(&sql);
+        for sid in sids {
+            q = q.bind(sid);
+        }
+        q.fetch_all(pool).await?
+    });
+    rows.into_iter()
+        .map(|(id, sid, status, code)| Ok((sid, read_status(id, status)?, code)))
+        .collect()
+}
+
+/// A stored status, or an error naming the row.
+fn read_status(id: i64, status: String) -> Result<MessageStatus, DbError> {
+    status.parse::<MessageStatus>().map_err(|_| {
+        tracing::error!(message_id = id, value = %status, "unreadable message status");
+        DbError::Unreadable {
+            table: "messages",
+            id,
+            column: "status",
+            value: status,
+        }
+    })
 }
 
 /// Why a retry or a cancellation was refused, in a sentence for the person who asked.

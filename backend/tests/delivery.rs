@@ -275,8 +275,29 @@ async fn pages_walk_older_and_newer_without_gaps_or_repeats(db: Db) {
     assert_eq!(ids(&first), [id(6), id(5), id(4)]);
     assert_eq!((first.newer, first.older), (None, Some(id(4))));
 
-    // A message arriving meanwhile does not shift the older pages.
+    // A message arriving meanwhile does not shift the older pages; a reader of the first page
+    // is told one more is there, and follows the statuses of the rows on the page.
     let late = send(&db, &service(), &number(9), "late", None, t0).await;
+    assert_eq!(
+        delivery::count_newer(&db, &f, id(6)).await.expect("count"),
+        1
+    );
+    let problems = Filter {
+        status: Some(StatusFilter::Problems),
+        ..Filter::default()
+    };
+    assert_eq!(
+        delivery::count_newer(&db, &problems, id(6))
+            .await
+            .expect("count"),
+        0
+    );
+    assert_eq!(
+        delivery::statuses(&db, &[sent[6].sid.clone(), "SMnone".to_owned()])
+            .await
+            .expect("statuses"),
+        vec![(sent[6].sid.clone(), MessageStatus::Accepted, None)]
+    );
     let second = delivery::page(&db, &key(), &f, Some(Cursor::Older(id(4))), 3)
         .await
         .expect("page");

@@ -54,3 +54,29 @@ test("finance reads the log with numbers masked and cannot act", async ({ page }
   await expect(page.getByTestId("timeline")).toBeVisible();
   await expect(page.getByRole("button", { name: "Send again" })).toHaveCount(0);
 });
+
+test("the open log announces newer messages instead of pushing them in", async ({ page }) => {
+  const fresh = `Bay ${Date.now()}`;
+  await signIn(page, "dispatcher", "/messages");
+  await page.goto(`/messages?text=${encodeURIComponent(fresh)}`);
+  await hydrated(page);
+  await expect(page.getByTestId("log-empty")).toBeVisible();
+
+  // Someone sends meanwhile, from another tab.
+  const other = await page.context().newPage();
+  await other.goto("/send");
+  await hydrated(other);
+  await other.getByLabel("Recipients").fill("+1 415 555 2675");
+  await other.getByLabel("Message").fill(`${fresh} is free`);
+  await other.getByRole("button", { name: "Review" }).click();
+  await other.getByRole("button", { name: "Send 1 message" }).click();
+  await expect(other.getByTestId("progress-text")).toBeVisible();
+  await other.close();
+
+  // The page says so within a few seconds, and shows it when asked.
+  await expect(page.getByTestId("log-newer")).toContainText("1 newer message matches", { timeout: 15_000 });
+  await expect(page.getByTestId("log-empty")).toBeVisible();
+  await page.getByTestId("log-newer").getByRole("button", { name: "Show" }).click();
+  await expect(page.getByTestId("log").locator("tbody tr")).toHaveCount(1);
+  await expect(page.getByTestId("log-newer")).toHaveCount(0);
+});

@@ -437,6 +437,12 @@ async fn every_server_function_checks_the_role(backend: Backend) {
             &[Admin, Dispatcher, Compliance, Finance],
         ),
         (
+            "log_updates",
+            vec![],
+            Some(json!({"query": {}, "sids": [], "newest": null})),
+            &[Admin, Dispatcher, Compliance, Finance],
+        ),
+        (
             "overview",
             vec![],
             None,

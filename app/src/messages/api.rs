@@ -20,6 +20,7 @@ pub const PAGE_SIZE: u32 = 50;
 /// One message as a row of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRow {
+    pub id: i64,
     pub sid: String,
     pub created_at: i64,
     /// Whole for roles that send, masked for the others.
@@ -98,6 +99,7 @@ pub struct MessageInfo {
 fn row(m: &backend::outbox::MessageView, whole_numbers: bool) -> LogRow {
     const PREVIEW_CHARS: usize = 80;
     LogRow {
+        id: m.id,
         sid: m.sid.clone(),
         created_at: m.created_at,
         to: if whole_numbers {
@@ -165,6 +167,50 @@ pub async fn delivery_log(query: LogQuery, cursor: Option<String>) -> Result<Log
         older: page.older.map(|id| Cursor::Older(id).to_string()),
         newer: page.newer.map(|id| Cursor::Newer(id).to_string()),
     })
+}
+
+/// What changed since a page of the log was drawn.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogChanges {
+    /// Each row's status and error code now: (sid, status, error code).
+    pub statuses: Vec<(String, String, Option<i64>)>,
+    /// Messages matching the filter that arrived after the page's newest.
+    pub newer: i64,
+}
+
+/// How often an open log page asks for its updates, in seconds.
+pub const UPDATE_EVERY_SECONDS: u64 = 5;
+
+/// The current statuses of the rows a page shows, and how many newer messages match its filter
+/// (the page does not move: the reader chooses when to see them).
+#[server(endpoint = "log_updates", input = server_fn::codec::Json)]
+pub async fn log_updates(
+    query: LogQuery,
+    sids: Vec<String>,
+    newest: Option<i64>,
+) -> Result<LogChanges, AppError> {
+    use backend::delivery::{self, Filter};
+    require(Permission::ViewDeliveryLog, "read the delivery log").await?;
+    let state = state()?;
+    let failed = |e: backend::db::DbError| AppError::internal("reading the log's updates", &e);
+    let settings = backend::settings::sending(&state.db)
+        .await
+        .map_err(|e| AppError::internal("reading the sending settings", &e))?;
+    let filter = Filter::parse(&query, &state.key, Some(&settings.default_region))
+        .map_err(|e| AppError::invalid(e.field, e.message).respond())?;
+    let newer = match newest {
+        Some(id) => delivery::count_newer(&state.db, &filter, id)
+            .await
+            .map_err(failed)?,
+        None => 0,
+    };
+    let statuses = delivery::statuses(&state.db, &sids)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .map(|(sid, status, code)| (sid, status.as_str().to_owned(), code))
+        .collect();
+    Ok(LogChanges { statuses, newer })
 }
 
 /// One message with its timeline.

@@ -1,10 +1,14 @@
 //! `/messages`, the delivery log (every role; read-only but for dispatchers and admins), and
 //! `/messages/:sid`, one message with its timeline. The filter and the page live in the address
 //! (`?status=problems&template=pickup&cursor=o1200`), so a view can be bookmarked and shared, and
-//! both pages work without JavaScript: the filter is a plain GET form, paging plain links.
+//! both pages work without JavaScript: the filter is a plain GET form, paging plain links. With
+//! JavaScript the log stays current: the rows' statuses change in place, and newer messages are
+//! announced rather than pushed in above the reader.
 
 use domain::access::Permission;
 use domain::delivery::LogQuery;
+use std::time::Duration;
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -12,7 +16,8 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::components::{ErrorNote, Guarded, LocalTime};
 use crate::error::AppError;
 use crate::messages::api::{
-    CancelMessage, LogView, MessageInfo, RetryMessage, delivery_log, message_detail,
+    CancelMessage, LogChanges, LogView, MessageInfo, RetryMessage, UPDATE_EVERY_SECONDS,
+    delivery_log, log_updates, message_detail,
 };
 
 /// The statuses the filter offers, in the order a message goes through them.
@@ -89,16 +94,53 @@ pub fn LogPage() -> impl IntoView {
         move || (query.get(), cursor.get()),
         |(query, cursor)| delivery_log(query, cursor),
     );
+    let updates = RwSignal::new(LogChanges::default());
+    // In the browser only (effects do not run on the server): every few seconds, the statuses
+    // of the rows shown and, on the newest page, how many newer messages match. The rows stay
+    // where they are; the reader chooses when to see the newer ones.
+    Effect::new(move |_| {
+        query.track();
+        cursor.track();
+        updates.set(LogChanges::default());
+    });
+    Effect::new(move |_| {
+        let ask = move || {
+            let Some(Some(Ok(view))) = log.try_get_untracked() else {
+                return;
+            };
+            let newest = view
+                .newer
+                .is_none()
+                .then(|| view.rows.first().map_or(0, |r| r.id));
+            let sids = view.rows.iter().map(|r| r.sid.clone()).collect();
+            let Some(query) = query.try_get_untracked() else {
+                return;
+            };
+            leptos::task::spawn_local(async move {
+                if let Ok(fresh) = log_updates(query, sids, newest).await {
+                    updates.try_set(fresh);
+                }
+            });
+        };
+        if let Ok(handle) = set_interval_with_handle(ask, Duration::from_secs(UPDATE_EVERY_SECONDS))
+        {
+            on_cleanup(move || handle.clear());
+        }
+    });
     view! {
         <Title text="Delivery log"/>
         <Guarded permission=Some(Permission::ViewDeliveryLog)>
-            <Log query log/>
+            <Log query log updates/>
         </Guarded>
     }
 }
 
 #[component]
-fn Log(query: Memo<LogQuery>, log: Resource<Result<LogView, AppError>>) -> impl IntoView {
+fn Log(
+    query: Memo<LogQuery>,
+    log: Resource<Result<LogView, AppError>>,
+    updates: RwSignal<LogChanges>,
+) -> impl IntoView {
     let value = move |name: &'static str| {
         move || query.with(|q| q.get(name).unwrap_or_default().to_owned())
     };
@@ -127,14 +169,27 @@ fn Log(query: Memo<LogQuery>, log: Resource<Result<LogView, AppError>>) -> impl 
                 <a href="/messages" class="button-quiet">"Clear"</a>
             </div>
         </form>
-        <Suspense fallback=|| view! { <p class="muted">"Loading the log…"</p> }>
+        {move || {
+            let newer = updates.with(|u| u.newer);
+            (newer > 0).then(|| view! {
+                <p class="notice" role="status" data-testid="log-newer">
+                    {newer} {if newer == 1 { " newer message matches" } else { " newer messages match" }}
+                    " this filter. "
+                    <button type="button" class="button-quiet" on:click=move |_| {
+                        updates.set(LogChanges::default());
+                        log.refetch();
+                    }>"Show"</button>
+                </p>
+            })
+        }}
+        <Transition fallback=|| view! { <p class="muted">"Loading the log…"</p> }>
             {move || Suspend::new(async move {
                 match log.await {
                     Err(e) => view! { <ErrorNote error=e/> }.into_any(),
-                    Ok(view) => view! { <LogTable query=query.get_untracked() view/> }.into_any(),
+                    Ok(view) => view! { <LogTable query=query.get_untracked() view updates/> }.into_any(),
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
@@ -166,7 +221,7 @@ fn Choice(
 }
 
 #[component]
-fn LogTable(query: LogQuery, view: LogView) -> impl IntoView {
+fn LogTable(query: LogQuery, view: LogView, updates: RwSignal<LogChanges>) -> impl IntoView {
     let LogView {
         rows,
         counts,
@@ -246,12 +301,31 @@ fn LogTable(query: LogQuery, view: LogView) -> impl IntoView {
                                     .flatten()
                                     .collect::<Vec<_>>()
                                     .join(" / ");
+                                // The status as the last update says, else as loaded.
+                                let sid = r.sid.clone();
+                                let (status, code) = (r.status.clone(), r.error_code);
+                                let now = move || {
+                                    updates
+                                        .with(|u| {
+                                            u.statuses
+                                                .iter()
+                                                .find(|(s, _, _)| *s == sid)
+                                                .map(|(_, st, c)| (st.clone(), *c))
+                                        })
+                                        .unwrap_or_else(|| (status.clone(), code))
+                                };
+                                let now_too = now.clone();
+                                let now_also = now.clone();
                                 view! {
                                     <tr data-sid=r.sid.clone()>
                                         <td><a href=href><LocalTime micros=r.created_at/></a></td>
                                         <td><code>{r.to}</code></td>
-                                        <td><span class=format!("status status-{}", r.status)>{r.status.clone()}</span></td>
-                                        <td title=r.reason.clone()>{r.error_code}</td>
+                                        <td>
+                                            <span class=move || format!("status status-{}", now().0)>
+                                                {move || now_too().0}
+                                            </span>
+                                        </td>
+                                        <td title=r.reason.clone()>{move || now_also().1}</td>
                                         <td>{kind}</td>
                                         <td>{r.source}</td>
                                         <td class="number">{r.segments}</td>
