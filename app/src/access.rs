@@ -130,6 +130,7 @@ mod tests {
             [
                 "Overview",
                 "Send",
+                "Delivery log",
                 "Templates",
                 "Users",
                 "Audit log",
@@ -140,12 +141,21 @@ mod tests {
         );
         assert_eq!(
             labels(Role::Dispatcher),
-            ["Overview", "Send", "Templates", "Your account"]
+            [
+                "Overview",
+                "Send",
+                "Delivery log",
+                "Templates",
+                "Your account"
+            ]
         );
         assert_eq!(
             labels(Role::Compliance),
-            ["Overview", "Audit log", "Your account"]
+            ["Overview", "Delivery log", "Audit log", "Your account"]
         );
-        assert_eq!(labels(Role::Finance), ["Overview", "Your account"]);
+        assert_eq!(
+            labels(Role::Finance),
+            ["Overview", "Delivery log", "Your account"]
+        );
     }
 }

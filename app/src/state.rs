@@ -23,6 +23,8 @@ pub struct AppState {
     pub intake: Intake,
     /// API keys checked in the last second (revoking one here forgets them at once).
     pub api_keys: backend::api_keys::KeyCache,
+    /// The CSV exports running on this instance, so their pages can show how far they are.
+    pub exports: backend::export::Exports,
 }
 
 impl std::fmt::Debug for AppState {

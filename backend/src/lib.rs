@@ -8,6 +8,7 @@ pub mod consent;
 pub mod crypto;
 pub mod db;
 pub mod delivery;
+pub mod export;
 pub mod intake;
 pub mod outbox;
 pub mod outcome;

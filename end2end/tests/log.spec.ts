@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { expect, hydrated, signIn, test } from "./helpers";
 
 // The delivery log: a dispatcher finds a failed message through a filter kept in the address,
@@ -32,6 +33,15 @@ test("a dispatcher finds a failed message in the log, reads why, and sends it ag
   await page.waitForURL((url) => !url.search.includes("status=problems"));
   await expect(page.getByTestId("log").locator("tbody tr")).toHaveCount(2);
   await expect(page.getByTestId("log-counts")).toContainText("failed 1");
+
+  // The view exports as CSV: streamed by the server, its progress shown in the page.
+  const downloading = page.waitForEvent("download");
+  await page.getByTestId("export").click();
+  const download = await downloading;
+  const csv = readFileSync(await download.path(), "utf8");
+  expect(csv.trim().split("\r\n")).toHaveLength(3);
+  expect(csv).toContain(`${marker} opens at 7am`);
+  await expect(page.getByTestId("export-progress")).toHaveText("Exported 2 rows.");
 
   await page.getByTestId("log").locator("tr", { hasText: "+15005550002" }).getByRole("link").click();
   await page.waitForURL((url) => url.pathname.startsWith("/messages/SM"));

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod client_address;
 pub mod csrf;
+pub mod export;
 pub mod guard;
 pub mod metrics;
 pub mod sending;

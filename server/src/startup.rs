@@ -96,6 +96,14 @@ impl Application {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready))
             .with_state(Health { db: db.clone() });
+        let exports = backend::export::Exports::default();
+        let export = Router::new()
+            .route("/messages/export.csv", get(crate::export::csv))
+            .with_state(crate::export::ExportState {
+                db: db.clone(),
+                key: sending.key.clone(),
+                exports: exports.clone(),
+            });
         let state = app::state::AppState {
             db: db.clone(),
             key: sending.key.clone(),
@@ -109,6 +117,7 @@ impl Application {
             },
             intake: sending.intake.clone(),
             api_keys: sending.api_keys.clone(),
+            exports: exports.clone(),
         };
         let console = web::router(leptos_options, move || {
             leptos::prelude::provide_context(state.clone())
@@ -119,6 +128,7 @@ impl Application {
         ));
         let console = Router::new()
             .merge(health)
+            .merge(export)
             .merge(console)
             .layer(axum::middleware::from_fn_with_state(
                 csrf::Origin(settings.public_url.clone()),

@@ -443,6 +443,12 @@ async fn every_server_function_checks_the_role(backend: Backend) {
             &[Admin, Dispatcher, Compliance, Finance],
         ),
         (
+            "export_progress",
+            vec![("token", "0123456789abcdef")],
+            None,
+            &[Admin, Dispatcher, Compliance, Finance],
+        ),
+        (
             "overview",
             vec![],
             None,

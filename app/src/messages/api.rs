@@ -213,6 +213,26 @@ pub async fn log_updates(
     Ok(LogChanges { statuses, newer })
 }
 
+/// How far a CSV export has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportStatus {
+    pub rows: u64,
+    pub done: bool,
+    pub failed: bool,
+}
+
+/// How far the CSV export started with `token` has got (`None`: this instance does not know it,
+/// say behind a load balancer that sent the download elsewhere).
+#[server(endpoint = "export_progress")]
+pub async fn export_progress(token: String) -> Result<Option<ExportStatus>, AppError> {
+    require(Permission::ViewDeliveryLog, "read the delivery log").await?;
+    Ok(state()?.exports.get(&token).map(|p| ExportStatus {
+        rows: p.rows,
+        done: p.done,
+        failed: p.failed,
+    }))
+}
+
 /// One message with its timeline.
 #[server(endpoint = "message_detail")]
 pub async fn message_detail(sid: String) -> Result<MessageInfo, AppError> {

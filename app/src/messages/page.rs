@@ -16,8 +16,8 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::components::{ErrorNote, Guarded, LocalTime};
 use crate::error::AppError;
 use crate::messages::api::{
-    CancelMessage, LogChanges, LogView, MessageInfo, RetryMessage, UPDATE_EVERY_SECONDS,
-    delivery_log, log_updates, message_detail,
+    CancelMessage, ExportStatus, LogChanges, LogView, MessageInfo, RetryMessage,
+    UPDATE_EVERY_SECONDS, delivery_log, export_progress, log_updates, message_detail,
 };
 
 /// The statuses the filter offers, in the order a message goes through them.
@@ -48,19 +48,80 @@ const TEXT_FILTERS: [(&str, &str, &str, &str); 7] = [
 
 /// `/messages?…` for a query and a cursor.
 pub fn log_href(query: &LogQuery, cursor: Option<&str>) -> String {
-    let mut parts: Vec<String> = query
+    address("/messages", query, cursor.map(|c| ("cursor", c)))
+}
+
+/// `path?…` with the query's filters and one more parameter.
+fn address(path: &str, query: &LogQuery, extra: Option<(&str, &str)>) -> String {
+    let parts: Vec<String> = query
         .pairs()
         .into_iter()
+        .chain(extra)
         .map(|(name, value)| format!("{name}={}", encode(value)))
         .collect();
-    if let Some(c) = cursor {
-        parts.push(format!("cursor={c}"));
-    }
     if parts.is_empty() {
-        "/messages".to_owned()
+        path.to_owned()
     } else {
-        format!("/messages?{}", parts.join("&"))
+        format!("{path}?{}", parts.join("&"))
     }
+}
+
+/// The CSV export of a view: a plain link (the download is streamed by the server); with
+/// JavaScript the page also shows how many rows have been written.
+#[component]
+fn Export(query: LogQuery, total: i64) -> impl IntoView {
+    let href = address("/messages/export.csv", &query, None);
+    let status = RwSignal::new(None::<Option<ExportStatus>>);
+    let start = {
+        let query = query.clone();
+        move |ev: leptos::ev::MouseEvent| {
+            ev.prevent_default();
+            let random = || (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+            let token = format!("{:016x}{:016x}", random(), random());
+            let url = address("/messages/export.csv", &query, Some(("progress", &token)));
+            if window().location().set_href(&url).is_ok() {
+                status.set(Some(None));
+                follow(token, status);
+            }
+        }
+    };
+    let text = move || {
+        status.get().map(|s| match s {
+            None => "Export started…".to_owned(),
+            Some(s) if s.failed => format!(
+                "The export stopped after {} rows (the server log says why): try again.",
+                s.rows
+            ),
+            Some(s) if s.done => format!("Exported {} rows.", s.rows),
+            Some(s) => format!("Exporting: {} of about {total} rows…", s.rows),
+        })
+    };
+    view! {
+        <p class="export">
+            <a href=href on:click=start data-testid="export">"Export CSV"</a>
+            " "
+            <span role="status" data-testid="export-progress">{text}</span>
+        </p>
+    }
+}
+
+/// Asks how far the export is every half second until it has ended.
+fn follow(token: String, status: RwSignal<Option<Option<ExportStatus>>>) {
+    leptos::task::spawn_local(async move {
+        let answer = export_progress(token.clone()).await;
+        let ended = match answer {
+            Ok(Some(s)) => {
+                status.try_set(Some(Some(s)));
+                s.done || s.failed
+            }
+            // Not known here (yet, or on another instance): keep the last word.
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if !ended && status.try_get_untracked().is_some() {
+            set_timeout(move || follow(token, status), Duration::from_millis(500));
+        }
+    });
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
@@ -235,6 +296,12 @@ fn LogTable(query: LogQuery, view: LogView, updates: RwSignal<LogChanges>) -> im
         .map(|(_, n)| n)
         .sum();
     let current = query.get("status").map(str::to_owned);
+    // How many the view holds: all, or those of the status chosen.
+    let shown = match current.as_deref() {
+        None => total,
+        Some("problems") => problems,
+        Some(s) => counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n),
+    };
     let chip = |label: String, status: Option<String>, n: i64| {
         let href = match &status {
             Some(s) => log_href(&query.with("status", s), None),
@@ -274,6 +341,7 @@ fn LogTable(query: LogQuery, view: LogView, updates: RwSignal<LogChanges>) -> im
     };
     view! {
         <ul class="chips" aria-label="Messages per status" data-testid="log-counts">{chips}</ul>
+        <Export query=query.clone() total=shown/>
         {if rows.is_empty() {
             view! { <p data-testid="log-empty">"No messages match this filter."</p> }.into_any()
         } else {
