@@ -54,6 +54,12 @@ pub const PAGES: &[Page] = &[
         in_nav: true,
     },
     Page {
+        path: "/consent",
+        label: "Consent",
+        requires: Some(&[Permission::ViewConsent]),
+        in_nav: true,
+    },
+    Page {
         path: "/audit",
         label: "Audit log",
         requires: Some(&[Permission::ViewAuditLog]),
@@ -133,6 +139,7 @@ mod tests {
                 "Delivery log",
                 "Templates",
                 "Users",
+                "Consent",
                 "Audit log",
                 "Settings",
                 "API keys",
@@ -151,7 +158,13 @@ mod tests {
         );
         assert_eq!(
             labels(Role::Compliance),
-            ["Overview", "Delivery log", "Audit log", "Your account"]
+            [
+                "Overview",
+                "Delivery log",
+                "Consent",
+                "Audit log",
+                "Your account"
+            ]
         );
         assert_eq!(
             labels(Role::Finance),

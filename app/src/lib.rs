@@ -2,13 +2,13 @@
 //! hydrated in the browser), and the server functions behind them.
 //!
 //! One module per area of the console, its pages and its server functions together: `templates`,
-//! `send`, `messages` (the delivery log), `settings`, `api_keys`, `users`, `audit`, and `auth`
-//! (sign-in, one's own account, and the session every other area checks); `home` is the overview. In an area, `api` holds the server
-//! functions and the types they answer with; each checks the session's role on the server before
-//! it does anything. `page` (`pages` for templates) holds the pages, which are thin: they load data
-//! through server functions, check the role (the server has already answered 403 or redirected;
-//! this draws the page that says so), and hand the data to components. What several areas share is
-//! in `components`.
+//! `send`, `messages` (the delivery log), `consent`, `settings`, `api_keys`, `users`, `audit`,
+//! and `auth` (sign-in, one's own account, and the session every other area checks); `home` is
+//! the overview. In an area, `api` holds the server functions and the types they answer with;
+//! each checks the session's role on the server before it does anything. `page` (`pages` for
+//! templates) holds the pages, which are thin: they load data through server functions, check
+//! the role (the server has already answered 403 or redirected; this draws the page that says
+//! so), and hand the data to components. What several areas share is in `components`.
 //!
 //! Built twice: with `ssr` into the server, with `hydrate` into the browser's wasm. Both run the
 //! same `domain` code, so the live counter and the server agree.
@@ -22,6 +22,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod components;
+pub mod consent;
 pub mod error;
 pub mod home;
 pub mod messages;
@@ -91,6 +92,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/templates/:key") view=templates::pages::EditTemplatePage/>
                         <Route path=path!("/users") view=users::page::UsersPage/>
                         <Route path=path!("/audit") view=audit::page::AuditPage/>
+                        <Route path=path!("/consent") view=consent::page::ConsentPage/>
                         <Route path=path!("/send") view=send::page::SendPage/>
                         <Route path=path!("/messages") view=messages::page::LogPage/>
                         <Route path=path!("/messages/:sid") view=messages::page::MessagePage/>

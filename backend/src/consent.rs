@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
-use crate::on_tx;
+use crate::{on_db, on_tx};
 use domain::consent::{ChainBreak, EntryFields, GENESIS, StoredEntry, entry_hash};
 use domain::keywords::Keyword;
 
@@ -25,6 +25,120 @@ impl Action {
             Action::OptIn => "opt_in",
         }
     }
+}
+
+impl std::str::FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Action::OptOut, Action::OptIn]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown consent action {s:?}"))
+    }
+}
+
+/// One ledger entry as the consent page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: i64,
+    pub at: i64,
+    pub action: Action,
+    /// Where it came from: `inbound:SM…`, `twilio_callback`, `console:<e-mail>`, …
+    pub source: String,
+    /// The message, error or note that shows it.
+    pub evidence: String,
+    /// The number, masked.
+    pub number: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    id: i64,
+    at: i64,
+    action: String,
+    source: String,
+    evidence: String,
+    phone_encrypted: String,
+}
+
+impl EntryRow {
+    fn into_entry(self, key: &DataKey) -> Result<Entry, DbError> {
+        let action = self.action.parse::<Action>().map_err(|_| {
+            tracing::error!(entry_id = self.id, value = %self.action, "unreadable consent action");
+            DbError::Unreadable {
+                table: "consent_events",
+                id: self.id,
+                column: "action",
+                value: self.action.clone(),
+            }
+        })?;
+        let number = key
+            .decrypt(&self.phone_encrypted)
+            .map_err(|_| DbError::Undecryptable {
+                what: "a consent entry's number",
+            })?;
+        Ok(Entry {
+            id: self.id,
+            at: self.at,
+            action,
+            source: self.source,
+            evidence: domain::redact::mask_numbers(&self.evidence),
+            number: domain::redact::mask_numbers(&number),
+        })
+    }
+}
+
+const ENTRY_COLUMNS: &str = "id, at, action, source, evidence, phone_encrypted";
+
+/// A number's entries (E.164), newest first: its state is the first.
+pub async fn history(db: &Db, key: &DataKey, e164: &str) -> Result<Vec<Entry>, DbError> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM consent_events WHERE phone_hash = $1 ORDER BY id DESC"
+    );
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, EntryRow>(&sql)
+        .bind(key.lookup_hash(e164))
+        .fetch_all(pool)
+        .await?);
+    rows.into_iter().map(|r| r.into_entry(key)).collect()
+}
+
+/// The ledger's latest `limit` entries, newest first (numbers masked).
+pub async fn recent(db: &Db, key: &DataKey, limit: u32) -> Result<Vec<Entry>, DbError> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM consent_events ORDER BY id DESC LIMIT $1");
+    let rows = on_db!(db, |pool| sqlx::query_as::<_, EntryRow>(&sql)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?);
+    rows.into_iter().map(|r| r.into_entry(key)).collect()
+}
+
+/// Records an opt-out or opt-in made by a person in the console (a customer called), with their
+/// note as the evidence, in the ledger and the audit log together.
+pub async fn record_by_hand(
+    db: &Db,
+    key: &DataKey,
+    e164: &str,
+    action: Action,
+    note: &str,
+    actor: &crate::audit::Actor,
+    now: i64,
+) -> Result<(), DbError> {
+    // A number in the note is stored masked, as everywhere outside the encrypted column.
+    let note = &domain::redact::mask_numbers(note);
+    let mut tx = db.begin().await?;
+    let source = format!("console:{}", actor.label);
+    record(&mut tx, key, e164, action, &source, note, now).await?;
+    crate::audit::record(
+        &mut tx,
+        actor,
+        &format!("consent.{}", action.as_str()),
+        &domain::redact::mask_numbers(e164),
+        None,
+        Some(serde_json::json!({ "note": note })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Which of `hashes` (lookup hashes) have opted out and not back in: one query however many.

@@ -31,6 +31,8 @@ pub enum Permission {
     SendMessages,
     ViewDeliveryLog,
     ViewConsent,
+    /// Record an opt-out or opt-in by hand (a customer called), with a note.
+    ManageConsent,
     ViewAuditLog,
     ViewSpend,
     ManageBudgets,
@@ -72,7 +74,10 @@ impl Role {
                 permission,
                 ViewTemplates | EditTemplates | SendMessages | ViewDeliveryLog
             ),
-            Role::Compliance => matches!(permission, ViewConsent | ViewAuditLog | ViewDeliveryLog),
+            Role::Compliance => matches!(
+                permission,
+                ViewConsent | ManageConsent | ViewAuditLog | ViewDeliveryLog
+            ),
             Role::Finance => matches!(permission, ViewSpend | ManageBudgets | ViewDeliveryLog),
         }
     }
@@ -136,5 +141,8 @@ mod tests {
         assert!(Role::Finance.can(Permission::ManageBudgets));
         assert!(!Role::Finance.can(Permission::SendMessages));
         assert!(Role::ALL.iter().all(|r| r.can(Permission::ViewDeliveryLog)));
+        assert!(Role::Compliance.can(Permission::ManageConsent));
+        assert!(!Role::Dispatcher.can(Permission::ManageConsent));
+        assert!(!Role::Finance.can(Permission::ViewConsent));
     }
 }

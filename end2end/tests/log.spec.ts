@@ -24,11 +24,11 @@ test("a dispatcher finds a failed message in the log, reads why, and sends it ag
   await expect(log.locator("tbody tr")).toHaveCount(1);
   await expect(log).toContainText("+15005550002");
   await expect(log).toContainText("21612");
-  await expect(page.getByLabel("Status")).toHaveValue("problems");
+  await expect(page.getByLabel("Status", { exact: true })).toHaveValue("problems");
   await expect(page.getByLabel("Text contains")).toHaveValue(marker);
 
   // The filter form changes the address.
-  await page.getByLabel("Status").selectOption("");
+  await page.getByLabel("Status", { exact: true }).selectOption("");
   await page.getByRole("button", { name: "Filter" }).click();
   await page.waitForURL((url) => !url.search.includes("status=problems"));
   await expect(page.getByTestId("log").locator("tbody tr")).toHaveCount(2);

@@ -9,13 +9,14 @@ const NAV: Record<Role, string[]> = {
     "Delivery log",
     "Templates",
     "Users",
+    "Consent",
     "Audit log",
     "Settings",
     "API keys",
     "Your account",
   ],
   dispatcher: ["Overview", "Send", "Delivery log", "Templates", "Your account"],
-  compliance: ["Overview", "Delivery log", "Audit log", "Your account"],
+  compliance: ["Overview", "Delivery log", "Consent", "Audit log", "Your account"],
   finance: ["Overview", "Delivery log", "Your account"],
 };
 const PAGES = ["/send", "/templates", "/users", "/audit", "/settings"];

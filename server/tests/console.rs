@@ -449,6 +449,23 @@ async fn every_server_function_checks_the_role(backend: Backend) {
             &[Admin, Dispatcher, Compliance, Finance],
         ),
         (
+            "number_consent",
+            vec![("number", "+14155552671")],
+            None,
+            &[Admin, Compliance],
+        ),
+        ("recent_consent", vec![], None, &[Admin, Compliance]),
+        (
+            "record_consent",
+            vec![
+                ("number", "+14155552671"),
+                ("action", "opt_out"),
+                ("note", " "),
+            ],
+            None,
+            &[Admin, Compliance],
+        ),
+        (
             "overview",
             vec![],
             None,
@@ -518,6 +535,7 @@ async fn every_page_checks_the_role(backend: Backend) {
         ("/templates/shipment_created", &[Admin, Dispatcher]),
         ("/users", &[Admin]),
         ("/audit", &[Admin, Compliance]),
+        ("/consent", &[Admin, Compliance]),
         ("/send", &[Admin, Dispatcher]),
         ("/messages", &[Admin, Dispatcher, Compliance, Finance]),
         ("/settings", &[Admin]),
