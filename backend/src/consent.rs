@@ -259,6 +259,15 @@ const LEDGER_COLUMNS: &str = "id, phone_hash, action, source, evidence, at, prev
 /// Seals entries written before the ledger was chained (no hash yet), in ledger order. Run at
 /// start-up; returns how many it sealed (0 once done).
 pub async fn seal_unchained(db: &Db) -> Result<u64, DbError> {
+    // Every start-up asks; only a ledger from before the chain is read whole.
+    let unsealed: Option<i64> = on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT id FROM consent_events WHERE entry_hash IS NULL LIMIT 1"
+    )
+    .fetch_optional(pool)
+    .await?);
+    if unsealed.is_none() {
+        return Ok(0);
+    }
     let mut tx = db.begin().await?;
     let rows: Vec<LedgerRow> = on_tx!(&mut tx, |conn| sqlx::query_as(&format!(
         "SELECT {LEDGER_COLUMNS} FROM consent_events ORDER BY id"
@@ -371,12 +380,7 @@ pub async fn receive(
     at: i64,
 ) -> Result<Received, DbError> {
     let mut tx = db.begin().await?;
-    let keyword = match m.keyword {
-        Keyword::OptOut => "opt_out",
-        Keyword::OptIn => "opt_in",
-        Keyword::Help => "help",
-        Keyword::Other => "other",
-    };
+    let keyword = m.keyword.as_str();
     let inserted: Option<i64> = on_tx!(&mut tx, |conn| sqlx::query_scalar(
         "INSERT INTO inbound_messages
              (sid, from_hash, from_encrypted, from_masked, to_number, body, keyword, received_at)

@@ -12,6 +12,7 @@ pub mod export;
 pub mod intake;
 pub mod outbox;
 pub mod outcome;
+pub mod seed;
 pub mod sessions;
 pub mod settings;
 pub mod simulator;

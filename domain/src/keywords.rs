@@ -34,6 +34,18 @@ pub enum Keyword {
     Other,
 }
 
+impl Keyword {
+    /// The name stored with an incoming message: `opt_out`, `opt_in`, `help`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Keyword::OptOut => "opt_out",
+            Keyword::OptIn => "opt_in",
+            Keyword::Help => "help",
+            Keyword::Other => "other",
+        }
+    }
+}
+
 /// One of Twilio's default keywords.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

@@ -189,7 +189,7 @@ fn check_sid(
     }
 }
 
-fn key<const N: usize>(
+pub(crate) fn key<const N: usize>(
     name: &'static str,
     value: Option<&str>,
     example: &'static str,

@@ -293,3 +293,65 @@ fn consent_verify_seals_earlier_entries_then_names_a_changed_one() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn seed_messages_fills_an_empty_outbox_and_refuses_one_in_use() {
+    let dir = std::env::temp_dir().join(format!("smsdesk_cli_seed_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/smsdesk.db", dir.display());
+    let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let seed = |extra: &[&str]| {
+        let mut args = vec![
+            "seed",
+            "messages",
+            "--count",
+            "12000",
+            "--days",
+            "3",
+            "--database-url",
+            &url,
+            "--data-key",
+            key,
+        ];
+        args.extend_from_slice(extra);
+        smsdesk(&args, b"")
+    };
+    let out = seed(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["written"], 12_000);
+    // Fake history is not added to an outbox in use unless asked.
+    let out = seed(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--into-existing"));
+    let out = seed(&["--into-existing"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The log reads them: newest first, every status of the mix, the keys they name.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let db = backend::db::Db::connect(&url).await.expect("db");
+        let data_key = backend::crypto::DataKey::new(&[0u8; 32]);
+        let counts = backend::delivery::counts(&db, &backend::delivery::Filter::default())
+            .await
+            .expect("counts");
+        assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 24_000);
+        assert!(counts.len() >= 5, "{counts:?}");
+        let page = backend::delivery::page(&db, &data_key, &Default::default(), None, 50)
+            .await
+            .expect("page");
+        assert_eq!(page.messages.len(), 50);
+        assert!(page.messages[0].to.starts_with("+1415"));
+        db.close().await;
+    });
+    std::fs::remove_dir_all(&dir).ok();
+}

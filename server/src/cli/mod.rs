@@ -4,6 +4,7 @@
 mod admin;
 mod consent;
 mod phone;
+mod seed;
 mod segments;
 mod serve;
 mod settings;
@@ -47,6 +48,11 @@ enum Command {
     /// changed, removed, inserted or reordered.
     #[command(subcommand)]
     Consent(consent::ConsentCommand),
+    /// Fills a database with realistic fake history: `smsdesk seed messages --count 1000000`
+    /// (to try the console and the delivery log at size; refuses a database holding messages
+    /// unless told).
+    #[command(subcommand)]
+    Seed(seed::SeedCommand),
     /// Counts the segments of a message body as Twilio bills them.
     ///
     /// Reads the body on standard input exactly as given (a trailing newline counts: use
@@ -69,6 +75,7 @@ impl Cli {
             Some(Command::ApiKey(command)) => admin::api_key(command),
             Some(Command::Settings(command)) => settings::run(command),
             Some(Command::Consent(command)) => consent::run(command),
+            Some(Command::Seed(command)) => seed::run(command),
             Some(Command::Segments(args)) => args.run(),
             Some(Command::Phone(args)) => args.run(),
         };
