@@ -4,6 +4,7 @@
 #  - X-Twilio-Signature validation of a 10-parameter status callback (criterion) vs twilio-python.
 #  - sending: JSON API intake (messages/s, p50/p99 at 1,000 req/s), dispatch to a local fake
 #    Twilio against a plain HTTP client on the same fake;
+#  - the delivery log with 1,000,000 messages: each filter's page and counts, p50/p95;
 #  - the console: release wasm size, and keystroke-to-counter time for a 1,600-character body in
 #    Chromium (scripts/e2e.sh --measure).
 set -euo pipefail
@@ -38,6 +39,8 @@ for label, ours, other, theirs in rows:
 PY
 say "sending: intake through the JSON API, dispatch to a local fake Twilio (release build, SQLite)"
 cargo bench --locked -p server --bench sending
+say "the delivery log at size: 1,000,000 messages seeded into SQLite and PostgreSQL, each filter's page and counts (p50/p95)"
+cargo bench --locked -p backend --bench log
 say "the console in Chromium: keystroke to counter update (release build)"
 bash scripts/e2e.sh --measure
 wasm=$(ls target/site/pkg/*.wasm)

@@ -35,6 +35,8 @@ export SMSDESK_LISTEN="127.0.0.1:$port"
 export SMSDESK_DATA_KEY; SMSDESK_DATA_KEY=$(head -c 32 /dev/urandom | base64 -w0)
 export SMSDESK_SESSION_SECRET; SMSDESK_SESSION_SECRET=$(head -c 64 /dev/urandom | base64 -w0)
 export SMSDESK_E2E_PASSWORD="e2e password 1234"
+# Tests sign inbound webhooks with this SharedKey (HMAC-SHA256), as Twilio would.
+export TWILIO_WEBHOOK_SHARED_KEY="e2e-shared-key-0123456789abcdef"
 export SMSDESK_ADMIN_EMAIL="admin@e2e.test" SMSDESK_ADMIN_PASSWORD="$SMSDESK_E2E_PASSWORD"
 export LEPTOS_SITE_ROOT="$PWD/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
 export RUST_LOG="${RUST_LOG:-warn}"
