@@ -109,6 +109,18 @@ pub fn validate(settings: &SendingSettings) -> Result<(), SettingsError> {
             ));
         }
     }
+    for (field, text) in [
+        ("replies.opt_out", &this.replies.opt_out),
+        ("replies.opt_in", &this.replies.opt_in),
+        ("replies.help", &this.replies.help),
+    ] {
+        if text.chars().count() > domain::sending::MAX_REPLY_CHARS {
+            return Err(invalid(
+                field,
+                "must be at most 1600 characters (Twilio's limit for one message)",
+            ));
+        }
+    }
     if !is_known_region(&this.default_region) {
         return Err(invalid(
             "default_region",

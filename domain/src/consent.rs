@@ -8,8 +8,6 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::keywords::Keyword;
-
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "";
 
@@ -85,16 +83,6 @@ pub const OPT_IN_REPLY: &str = "You have successfully been re-subscribed to mess
 /// Twilio's default reply to a help keyword.
 pub const HELP_REPLY: &str = "Reply STOP to unsubscribe. Msg&Data Rates May Apply.";
 
-/// The default reply to `keyword`; none to an ordinary message.
-pub fn default_reply(keyword: Keyword) -> Option<&'static str> {
-    match keyword {
-        Keyword::OptOut => Some(OPT_OUT_REPLY),
-        Keyword::OptIn => Some(OPT_IN_REPLY),
-        Keyword::Help => Some(HELP_REPLY),
-        Keyword::Other => None,
-    }
-}
-
 /// The TwiML answer to an incoming message: `<Response/>`, or one `<Message>` with `reply`.
 pub fn twiml(reply: Option<&str>) -> String {
     const HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
@@ -120,6 +108,7 @@ pub fn twiml(reply: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keywords::Keyword;
 
     fn fields(evidence: &str, at: i64) -> EntryFields<'_> {
         EntryFields {
@@ -201,7 +190,17 @@ mod tests {
             twiml(Some(HELP_REPLY)),
             r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message>Reply STOP to unsubscribe. Msg&amp;Data Rates May Apply.</Message></Response>"#
         );
-        assert_eq!(default_reply(Keyword::Other), None);
-        assert_eq!(default_reply(Keyword::OptOut), Some(OPT_OUT_REPLY));
+        let replies = crate::sending::KeywordReplies::default();
+        assert_eq!(replies.to(Keyword::Other), None);
+        assert_eq!(replies.to(Keyword::OptOut), Some(OPT_OUT_REPLY));
+        let emptied = crate::sending::KeywordReplies {
+            help: " ".to_owned(),
+            ..replies
+        };
+        assert_eq!(
+            emptied.to(Keyword::Help),
+            None,
+            "an emptied reply answers nothing"
+        );
     }
 }

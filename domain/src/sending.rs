@@ -22,7 +22,46 @@ pub struct SendingSettings {
     pub alphanumeric_id: Option<String>,
     pub alphanumeric_countries: Vec<String>,
     pub simulator: SimulatorSettings,
+    /// What smsdesk answers to Twilio's keywords on the incoming-message webhook.
+    pub replies: KeywordReplies,
 }
+
+/// The answers to STOP (and its synonyms), START and HELP: Twilio's default texts unless
+/// changed. An empty reply answers nothing (an empty TwiML `<Response/>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeywordReplies {
+    pub opt_out: String,
+    pub opt_in: String,
+    pub help: String,
+}
+
+impl Default for KeywordReplies {
+    fn default() -> Self {
+        KeywordReplies {
+            opt_out: crate::consent::OPT_OUT_REPLY.to_owned(),
+            opt_in: crate::consent::OPT_IN_REPLY.to_owned(),
+            help: crate::consent::HELP_REPLY.to_owned(),
+        }
+    }
+}
+
+impl KeywordReplies {
+    /// The reply to a keyword, if any (none to an ordinary message or an emptied reply).
+    pub fn to(&self, keyword: crate::keywords::Keyword) -> Option<&str> {
+        use crate::keywords::Keyword;
+        let text = match keyword {
+            Keyword::OptOut => &self.opt_out,
+            Keyword::OptIn => &self.opt_in,
+            Keyword::Help => &self.help,
+            Keyword::Other => return None,
+        };
+        (!text.trim().is_empty()).then_some(text.as_str())
+    }
+}
+
+/// Longest keyword reply (Twilio's body limit).
+pub const MAX_REPLY_CHARS: usize = 1_600;
 
 /// "Never more than N in any window", for all messages and per recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +125,7 @@ impl Default for SendingSettings {
             alphanumeric_id: None,
             alphanumeric_countries: Vec::new(),
             simulator: SimulatorSettings::default(),
+            replies: KeywordReplies::default(),
         }
     }
 }

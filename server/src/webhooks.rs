@@ -224,10 +224,18 @@ pub async fn inbound(
     match received {
         Ok(outcome) => {
             tracing::info!(sid, keyword = ?keyword, replay = matches!(outcome, backend::consent::Received::Replay), "incoming message");
-            let reply = match fields.opt_out_type {
+            // Twilio's Advanced Opt-Out already answered; otherwise the reply set in Settings.
+            let replies = match fields.opt_out_type {
                 Some(_) => None,
-                None => domain::consent::default_reply(keyword),
+                None => match sending.settings().await {
+                    Ok(s) => Some(s.replies),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the keyword replies; Twilio's defaults answer");
+                        Some(domain::sending::KeywordReplies::default())
+                    }
+                },
             };
+            let reply = replies.as_ref().and_then(|r| r.to(keyword));
             (
                 [(axum::http::header::CONTENT_TYPE, "text/xml")],
                 domain::consent::twiml(reply),

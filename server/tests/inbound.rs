@@ -282,3 +282,36 @@ async fn webhooks_signed_with_a_shared_key_are_checked_with_hmac_sha256(backend:
     assert_eq!(count(&app, "consent_events").await, 2);
 }
 on_both!(webhooks_signed_with_a_shared_key_are_checked_with_hmac_sha256);
+
+async fn the_keyword_replies_are_the_ones_set_in_settings(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Set before the first webhook (the server trusts the settings it read for a second).
+    let mut s = backend::settings::SendingSettings::default();
+    s.replies.opt_out = "SafeShipper: you will get no more texts. Reply START to undo.".to_owned();
+    s.replies.help = "  ".to_owned();
+    backend::settings::save_sending(&app.db, &Actor::system(), &s)
+        .await
+        .expect("saved");
+    let stop = deliver(&app, "SMb0000000000000000000000000000001", "stop").await;
+    assert_eq!(
+        stop.body,
+        twiml(Some(
+            "SafeShipper: you will get no more texts. Reply START to undo."
+        ))
+    );
+    // An emptied reply answers nothing; the others keep Twilio's default.
+    let help = deliver(&app, "SMb0000000000000000000000000000002", "HELP").await;
+    assert_eq!(help.body, twiml(None));
+    let start = deliver(&app, "SMb0000000000000000000000000000003", "start").await;
+    assert_eq!(start.body, twiml(Some(OPT_IN_REPLY)));
+    // A reply longer than one message can hold is refused, and nothing changes.
+    s.replies.opt_in = "x".repeat(1_601);
+    let refused = backend::settings::save_sending(&app.db, &Actor::system(), &s).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("replies.opt_in")),
+        "{refused:?}"
+    );
+}
+on_both!(the_keyword_replies_are_the_ones_set_in_settings);

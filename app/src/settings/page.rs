@@ -1,5 +1,5 @@
 //! `/settings` (admins): the sending engine's settings: rate limits, retries, sender pace, geo
-//! permissions, default region, senders, the simulator's odds. They take effect at the worker's
+//! permissions, default region, senders, the keyword replies, the simulator's odds. They take effect at the worker's
 //! next step, without a restart; every change is audited with before and after.
 
 use domain::access::Permission;
@@ -76,6 +76,29 @@ fn Number(
                     }
                 }
             />
+        </div>
+    }
+}
+
+/// A keyword reply bound to one field of the settings.
+#[component]
+fn Reply(
+    id: &'static str,
+    label: &'static str,
+    settings: RwSignal<SendingSettings>,
+    get: fn(&SendingSettings) -> &String,
+    set: fn(&mut SendingSettings, String),
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <textarea
+                id=id
+                rows="2"
+                maxlength="1600"
+                prop:value=move || settings.with(|s| get(s).clone())
+                on:change=move |ev| settings.update(|s| set(s, event_target_value(&ev)))
+            ></textarea>
         </div>
     }
 }
@@ -161,6 +184,12 @@ fn SettingsForm(initial: SendingSettings) -> impl IntoView {
                     <input id="alpha-countries" prop:value=move || countries(|s| &s.alphanumeric_countries)
                         on:change=move |ev| settings.update(|s| s.alphanumeric_countries = split_list(&event_target_value(&ev), true))/>
                 </div>
+            </fieldset>
+            <fieldset>
+                <legend>"Replies to keywords (empty: no reply)"</legend>
+                <Reply id="reply-stop" label="To STOP and its synonyms" settings get=|s| &s.replies.opt_out set=|s, v| s.replies.opt_out = v/>
+                <Reply id="reply-start" label="To START, YES, UNSTOP" settings get=|s| &s.replies.opt_in set=|s, v| s.replies.opt_in = v/>
+                <Reply id="reply-help" label="To HELP, INFO" settings get=|s| &s.replies.help set=|s, v| s.replies.help = v/>
             </fieldset>
             <fieldset>
                 <legend>"Simulator"</legend>
