@@ -17,6 +17,14 @@ test("a dispatcher finds a failed message in the log, reads why, and sends it ag
   await page.getByRole("button", { name: "Send 2 messages" }).click();
   await expect(page.getByTestId("progress-text")).toContainText("0 waiting in smsdesk", { timeout: 15_000 });
 
+  // The overview names the failure and links to the log filtered to its error code.
+  await page.goto("/");
+  await hydrated(page);
+  await expect(page.getByTestId("overview-today")).toContainText("failed");
+  await page.getByTestId("overview-failures").getByRole("link", { name: "error 21612" }).first().click();
+  await page.waitForURL((url) => url.pathname === "/messages" && url.search.includes("error_code=21612"));
+  await expect(page.getByTestId("log")).toContainText("+15005550002");
+
   // The filter is in the address: a bookmark or a shared link opens the same view.
   await page.goto(`/messages?status=problems&text=${encodeURIComponent(marker)}`);
   await hydrated(page);

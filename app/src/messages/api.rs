@@ -131,10 +131,23 @@ fn sees_numbers(user: &SessionUser) -> bool {
     user.can(Permission::SendMessages)
 }
 
+/// The filter a log address asks for (numbers read with the default region).
+#[cfg(feature = "ssr")]
+async fn filter_of(
+    state: &crate::state::AppState,
+    query: &LogQuery,
+) -> Result<backend::delivery::Filter, AppError> {
+    let settings = backend::settings::sending(&state.db)
+        .await
+        .map_err(|e| AppError::internal("reading the sending settings", &e))?;
+    backend::delivery::Filter::parse(query, &state.key, Some(&settings.default_region))
+        .map_err(|e| AppError::invalid(e.field, e.message).respond())
+}
+
 /// A page of the log for a filter (as in the page's address) from a cursor.
 #[server(endpoint = "delivery_log", input = server_fn::codec::Json)]
 pub async fn delivery_log(query: LogQuery, cursor: Option<String>) -> Result<LogView, AppError> {
-    use backend::delivery::{self, Cursor, Filter};
+    use backend::delivery::{self, Cursor};
     let user = require(Permission::ViewDeliveryLog, "read the delivery log").await?;
     let state = state()?;
     let cursor = match cursor.as_deref().filter(|c| !c.is_empty()) {
@@ -147,11 +160,7 @@ pub async fn delivery_log(query: LogQuery, cursor: Option<String>) -> Result<Log
             .respond()
         })?),
     };
-    let settings = backend::settings::sending(&state.db)
-        .await
-        .map_err(|e| AppError::internal("reading the sending settings", &e))?;
-    let filter = Filter::parse(&query, &state.key, Some(&settings.default_region))
-        .map_err(|e| AppError::invalid(e.field, e.message).respond())?;
+    let filter = filter_of(&state, &query).await?;
     let failed = |e: backend::db::DbError| AppError::internal("reading the delivery log", &e);
     let page = delivery::page(&state.db, &state.key, &filter, cursor, PAGE_SIZE)
         .await
@@ -189,15 +198,11 @@ pub async fn log_updates(
     sids: Vec<String>,
     newest: Option<i64>,
 ) -> Result<LogChanges, AppError> {
-    use backend::delivery::{self, Filter};
+    use backend::delivery;
     require(Permission::ViewDeliveryLog, "read the delivery log").await?;
     let state = state()?;
     let failed = |e: backend::db::DbError| AppError::internal("reading the log's updates", &e);
-    let settings = backend::settings::sending(&state.db)
-        .await
-        .map_err(|e| AppError::internal("reading the sending settings", &e))?;
-    let filter = Filter::parse(&query, &state.key, Some(&settings.default_region))
-        .map_err(|e| AppError::invalid(e.field, e.message).respond())?;
+    let filter = filter_of(&state, &query).await?;
     let newer = match newest {
         Some(id) => delivery::count_newer(&state.db, &filter, id)
             .await
@@ -306,6 +311,8 @@ pub async fn message_detail(sid: String) -> Result<MessageInfo, AppError> {
 async fn act(
     sid: &str,
     what: &str,
+    // Whether the worker has new work (a retry does; a cancellation takes work away).
+    wake_worker: bool,
     run: impl AsyncFnOnce(&backend::db::Db, &backend::audit::Actor) -> backend::delivery::ActionResult,
 ) -> Result<(), AppError> {
     use backend::delivery::ActionRefused;
@@ -314,7 +321,9 @@ async fn act(
     let actor = backend::audit::Actor::user(user.id, &user.email);
     match run(&state.db, &actor).await {
         Ok(Ok(())) => {
-            state.intake.written();
+            if wake_worker {
+                state.intake.written();
+            }
             Ok(())
         }
         Ok(Err(ActionRefused::NotFound(_))) => {
@@ -328,7 +337,7 @@ async fn act(
 /// Sends a failed message again (a new attempt; its history stays). Audited.
 #[server(endpoint = "retry_message")]
 pub async fn retry_message(sid: String) -> Result<(), AppError> {
-    act(&sid, "send messages again", async |db, actor| {
+    act(&sid, "send messages again", true, async |db, actor| {
         backend::delivery::retry(db, &sid, actor, backend::db::now_micros()).await
     })
     .await
@@ -337,7 +346,7 @@ pub async fn retry_message(sid: String) -> Result<(), AppError> {
 /// Cancels a message still waiting in the outbox. Audited.
 #[server(endpoint = "cancel_message")]
 pub async fn cancel_message(sid: String) -> Result<(), AppError> {
-    act(&sid, "cancel messages", async |db, actor| {
+    act(&sid, "cancel messages", false, async |db, actor| {
         backend::delivery::cancel(db, &sid, actor, backend::db::now_micros()).await
     })
     .await
