@@ -42,6 +42,12 @@ pub const PAGES: &[Page] = &[
         in_nav: true,
     },
     Page {
+        path: "/inbox",
+        label: "Inbox",
+        requires: Some(&[Permission::SendMessages]),
+        in_nav: true,
+    },
+    Page {
         path: "/templates",
         label: "Templates",
         requires: Some(&[Permission::ViewTemplates]),
@@ -137,6 +143,7 @@ mod tests {
                 "Overview",
                 "Send",
                 "Delivery log",
+                "Inbox",
                 "Templates",
                 "Users",
                 "Consent",
@@ -152,6 +159,7 @@ mod tests {
                 "Overview",
                 "Send",
                 "Delivery log",
+                "Inbox",
                 "Templates",
                 "Your account"
             ]

@@ -2,7 +2,7 @@
 //! hydrated in the browser), and the server functions behind them.
 //!
 //! One module per area of the console, its pages and its server functions together: `templates`,
-//! `send`, `messages` (the delivery log), `consent`, `settings`, `api_keys`, `users`, `audit`,
+//! `send`, `messages` (the delivery log), `inbox`, `consent`, `settings`, `api_keys`, `users`, `audit`,
 //! and `auth` (sign-in, one's own account, and the session every other area checks); `home` is
 //! the overview. In an area, `api` holds the server functions and the types they answer with;
 //! each checks the session's role on the server before it does anything. `page` (`pages` for
@@ -25,6 +25,7 @@ pub mod components;
 pub mod consent;
 pub mod error;
 pub mod home;
+pub mod inbox;
 pub mod messages;
 pub mod send;
 pub mod settings;
@@ -93,6 +94,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/users") view=users::page::UsersPage/>
                         <Route path=path!("/audit") view=audit::page::AuditPage/>
                         <Route path=path!("/consent") view=consent::page::ConsentPage/>
+                        <Route path=path!("/inbox") view=inbox::page::InboxPage/>
                         <Route path=path!("/send") view=send::page::SendPage/>
                         <Route path=path!("/messages") view=messages::page::LogPage/>
                         <Route path=path!("/messages/:sid") view=messages::page::MessagePage/>

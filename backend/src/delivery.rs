@@ -500,6 +500,7 @@ struct ActionRow {
     to_hash: String,
     category: Option<String>,
     validity_until: Option<i64>,
+    redacted_at: Option<i64>,
 }
 
 async fn action_row(tx: &mut Tx, sid: &str) -> Result<Option<ActionRow>, DbError> {
@@ -508,7 +509,7 @@ async fn action_row(tx: &mut Tx, sid: &str) -> Result<Option<ActionRow>, DbError
         Tx::Sqlite(..) => "",
     };
     let sql = format!(
-        "SELECT id, state, status, to_hash, category, validity_until FROM messages WHERE sid = $1{lock}"
+        "SELECT id, state, status, to_hash, category, validity_until, redacted_at FROM messages WHERE sid = $1{lock}"
     );
     Ok(on_tx!(tx, |conn| sqlx::query_as::<_, ActionRow>(&sql)
         .bind(sid)
@@ -563,6 +564,12 @@ pub async fn retry(db: &Db, sid: &str, actor: &Actor, now: i64) -> ActionResult 
         return not_now(
             "a two-factor code is never sent again: the person asks for a new code".to_owned(),
         );
+    }
+    if let Some(at) = row.redacted_at {
+        return not_now(format!(
+            "its text was removed at {} (the retention period in Settings): send a new message instead",
+            utc(at)
+        ));
     }
     if let Some(until) = row.validity_until
         && until <= now
@@ -627,15 +634,17 @@ pub async fn cancel(db: &Db, sid: &str, actor: &Actor, now: i64) -> ActionResult
         ))));
     }
     // The worker may claim it meanwhile on another instance: only a waiting row changes.
-    let changed = on_tx!(&mut tx, |conn| sqlx::query(
-        "UPDATE messages SET state = 'done', status = 'canceled', updated_at = $1
-         WHERE id = $2 AND state = 'waiting'"
-    )
-    .bind(now)
-    .bind(row.id)
-    .execute(conn)
-    .await?
-    .rows_affected());
+    let sql = format!(
+        "UPDATE messages SET state = 'done', status = 'canceled', updated_at = $1, {}
+         WHERE id = $2 AND state = 'waiting'",
+        crate::worker::forget_two_factor("$1")
+    );
+    let changed = on_tx!(&mut tx, |conn| sqlx::query(&sql)
+        .bind(now)
+        .bind(row.id)
+        .execute(conn)
+        .await?
+        .rows_affected());
     if changed == 0 {
         return Ok(Err(ActionRefused::NotNow(
             "it has just been handed to Twilio and can no longer be canceled".to_owned(),

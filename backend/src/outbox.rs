@@ -428,6 +428,9 @@ pub struct MessageView {
     pub created_at: i64,
     pub updated_at: i64,
     pub dispatched_at: Option<i64>,
+    /// When the body was removed (retention, or a two-factor code that has left); the body is
+    /// then empty.
+    pub redacted_at: Option<i64>,
 }
 
 /// The body a read may show: two-factor messages carry codes, which are never shown again.
@@ -463,6 +466,7 @@ impl MessageView {
             created_at: a.created_at,
             updated_at: a.created_at,
             dispatched_at: None,
+            redacted_at: None,
         }
     }
 }
@@ -493,12 +497,14 @@ pub(crate) struct ViewRow {
     created_at: i64,
     updated_at: i64,
     dispatched_at: Option<i64>,
+    redacted_at: Option<i64>,
 }
 
 pub(crate) const VIEW_COLUMNS: &str =
     "id, sid, to_encrypted, to_masked, sender, body, template_key, category,
     priority, encoding, segments, status, state, source, attempts, provider_sid, error_code,
-    error_message, price_micros, validity_until, due_at, created_at, updated_at, dispatched_at";
+    error_message, price_micros, validity_until, due_at, created_at, updated_at, dispatched_at,
+    redacted_at";
 
 impl ViewRow {
     /// The view of a stored row. A value this code cannot read (a newer version's state, a
@@ -563,6 +569,7 @@ impl ViewRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             dispatched_at: self.dispatched_at,
+            redacted_at: self.redacted_at,
         })
     }
 }

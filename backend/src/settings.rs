@@ -152,7 +152,66 @@ pub fn validate(settings: &SendingSettings) -> Result<(), SettingsError> {
     if this.simulator.delivered_percent > 100 {
         return Err(invalid("simulator.delivered_percent", "must be 0 to 100"));
     }
+    let data = &this.data;
+    if !(1..=domain::sending::MAX_RETENTION_DAYS).contains(&data.body_retention_days) {
+        return Err(invalid(
+            "data.body_retention_days",
+            "must be between 1 and 3650 days",
+        ));
+    }
+    if data.webhook_allow_list.len() > domain::sending::MAX_ALLOW_LIST {
+        return Err(invalid(
+            "data.webhook_allow_list",
+            "may list at most 100 networks",
+        ));
+    }
+    if let Some(bad) = data
+        .webhook_allow_list
+        .iter()
+        .find(|n| network(n).is_none())
+    {
+        return Err(invalid(
+            "data.webhook_allow_list",
+            format!(
+                "{bad:?} is not a network such as 54.172.60.0/23 or an address such as 2001:db8::1"
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// A network of the webhook allow list: CIDR notation, or one address.
+fn network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
+/// Whether Twilio's webhooks may come from `address`: always when the allow list is empty,
+/// otherwise when one of its networks holds the address (an IPv4 address reached over IPv6,
+/// `::ffff:a.b.c.d`, counts as the IPv4 one). Unreadable entries allow nothing (validation
+/// keeps them out).
+pub fn webhook_allowed(
+    data: &domain::sending::DataProtection,
+    address: Option<std::net::IpAddr>,
+) -> bool {
+    if data.webhook_allow_list.is_empty() {
+        return true;
+    }
+    let Some(address) = address else {
+        return false;
+    };
+    let address = match address {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    data.webhook_allow_list
+        .iter()
+        .filter_map(|n| network(n))
+        .any(|n| n.contains(&address))
 }
 
 /// Why settings could not be read or stored.
@@ -327,6 +386,67 @@ mod tests {
             ..SendingSettings::default()
         };
         assert_eq!(validate(&s).unwrap_err().field, "alphanumeric_id");
+    }
+
+    #[test]
+    fn data_protection_is_checked() {
+        let with = |days: u32, list: &[&str]| SendingSettings {
+            data: domain::sending::DataProtection {
+                body_retention_days: days,
+                webhook_allow_list: list.iter().map(|s| (*s).to_owned()).collect(),
+            },
+            ..SendingSettings::default()
+        };
+        assert_eq!(SendingSettings::default().data.body_retention_days, 90);
+        assert_eq!(
+            validate(&with(
+                1,
+                &["54.172.60.0/23", "2001:db8::/32", "203.0.113.9"]
+            )),
+            Ok(())
+        );
+        assert_eq!(validate(&with(3_650, &[])), Ok(()));
+        for days in [0, 3_651] {
+            assert_eq!(
+                validate(&with(days, &[])).unwrap_err().field,
+                "data.body_retention_days"
+            );
+        }
+        for bad in ["54.172.60.0/33", "twilio.com", "10.0.0.0/8/1", ""] {
+            let e = validate(&with(90, &[bad])).unwrap_err();
+            assert_eq!(e.field, "data.webhook_allow_list", "{bad:?}");
+        }
+        let many: Vec<String> = (0..101).map(|i| format!("10.0.{i}.0/24")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            validate(&with(90, &many)).unwrap_err().field,
+            "data.webhook_allow_list"
+        );
+    }
+
+    #[test]
+    fn webhooks_come_only_from_the_allowed_networks() {
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        let open = domain::sending::DataProtection::default();
+        assert!(webhook_allowed(&open, ip("198.51.100.7")));
+        assert!(webhook_allowed(&open, None));
+        let list = domain::sending::DataProtection {
+            webhook_allow_list: vec!["54.172.60.0/23".into(), "2001:db8::1".into()],
+            ..Default::default()
+        };
+        assert!(webhook_allowed(&list, ip("54.172.60.1")));
+        assert!(webhook_allowed(&list, ip("54.172.61.255")));
+        assert!(!webhook_allowed(&list, ip("54.172.62.0")));
+        assert!(
+            webhook_allowed(&list, ip("::ffff:54.172.60.9")),
+            "IPv4 over IPv6"
+        );
+        assert!(webhook_allowed(&list, ip("2001:db8::1")));
+        assert!(!webhook_allowed(&list, ip("2001:db8::2")));
+        assert!(
+            !webhook_allowed(&list, None),
+            "an unknown address is not on the list"
+        );
     }
 
     #[test]

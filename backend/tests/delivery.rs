@@ -483,3 +483,333 @@ async fn a_failed_message_is_sent_again_and_a_waiting_one_canceled_both_audited(
     );
 }
 on_both!(a_failed_message_is_sent_again_and_a_waiting_one_canceled_both_audited);
+
+/// The stored body of a message (what a read would show is not enough: the text must be gone).
+async fn stored_body(db: &Db, sid: &str) -> String {
+    backend::on_db!(db, |pool| sqlx::query_scalar::<_, String>(
+        "SELECT body FROM messages WHERE sid = $1"
+    )
+    .bind(sid)
+    .fetch_one(pool)
+    .await
+    .expect("db"))
+}
+
+async fn bodies_past_retention_are_removed_once_per_period_and_audited(db: Db) {
+    use backend::retention::{self, Redacted};
+    open(&db).await;
+    let worker = simulated(&db);
+    let now = now_micros();
+    let old = now - 100 * DAY;
+
+    // An old message that went out, an old one still waiting, an old reply, a recent message.
+    let gone = send(&db, &service(), &number(1), "Gate code 4411", None, old).await;
+    // The simulator's +15005550002 fails (21612).
+    let failed = send(&db, &service(), "+15005550002", "Gate code 4412", None, old).await;
+    worker.try_execute_task(old).await.expect("sent");
+    let waiting = send(
+        &db,
+        &service(),
+        &number(2),
+        "Dock 7 at noon",
+        None,
+        old + SECOND,
+    )
+    .await;
+    let reply = backend::consent::Inbound {
+        sid: "SM00000000000000000000000000000001",
+        from: &number(3),
+        to: "+15005550006",
+        body: "Running late, 20 min",
+        keyword: domain::keywords::Keyword::Other,
+    };
+    backend::consent::receive(&db, &key(), &reply, "+1415555****", old)
+        .await
+        .expect("received");
+    let recent = send(
+        &db,
+        &service(),
+        &number(4),
+        "Dock 9 at one",
+        None,
+        now - DAY,
+    )
+    .await;
+
+    let first = retention::run(&db, 90, now).await.expect("db");
+    assert_eq!(
+        first,
+        Some(Redacted {
+            messages: 2,
+            inbound: 1
+        }),
+        "the waiting message keeps its body until it has gone out"
+    );
+    let view = outbox::find(&db, &key(), &gone.sid)
+        .await
+        .expect("db")
+        .expect("kept");
+    assert_eq!(view.body.as_deref(), Some(""));
+    assert_eq!(view.redacted_at, Some(now));
+    assert_eq!(
+        view.status,
+        MessageStatus::Queued,
+        "the rest of the record stays"
+    );
+    assert_eq!(stored_body(&db, &waiting.sid).await, "Dock 7 at noon");
+    // Another instance asking in the same period does nothing.
+    assert_eq!(
+        retention::run(&db, 90, now + SECOND).await.expect("db"),
+        None
+    );
+
+    // The waiting one goes out; the next period removes its body, never the recent one's.
+    worker.try_execute_task(now).await.expect("sent");
+    let later = now + retention::PERIOD;
+    assert_eq!(
+        retention::run(&db, 90, later).await.expect("db"),
+        Some(Redacted {
+            messages: 1,
+            inbound: 0
+        })
+    );
+    assert_eq!(stored_body(&db, &waiting.sid).await, "");
+    assert_eq!(stored_body(&db, &recent.sid).await, "Dock 9 at one");
+    // A removed text cannot be sent again.
+    let refused = delivery::retry(&db, &failed.sid, &audit::Actor::system(), later)
+        .await
+        .expect("db");
+    assert!(
+        matches!(&refused, Err(ActionRefused::NotNow(why)) if why.contains("text was removed")),
+        "{refused:?}"
+    );
+    let audits = audit::list(
+        &db,
+        &audit::Filter {
+            action: Some("retention.".to_owned()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("audit");
+    let mut removed: Vec<(i64, i64, i64)> = audits
+        .iter()
+        .map(|a| {
+            let after: serde_json::Value =
+                serde_json::from_str(a.after_json.as_deref().expect("after")).expect("json");
+            (
+                after["messages"].as_i64().expect("messages"),
+                after["inbound_messages"].as_i64().expect("inbound"),
+                after["retention_days"].as_i64().expect("days"),
+            )
+        })
+        .collect();
+    removed.sort_unstable();
+    assert_eq!(
+        removed,
+        [(1, 0, 90), (2, 1, 90)],
+        "one entry per run that removed something"
+    );
+    // A shorter period reaches the recent message too.
+    assert_eq!(
+        retention::run(&db, 1, later + retention::PERIOD)
+            .await
+            .expect("db")
+            .map(|r| r.messages),
+        Some(1)
+    );
+    assert_eq!(stored_body(&db, &recent.sid).await, "");
+}
+on_both!(bodies_past_retention_are_removed_once_per_period_and_audited);
+
+async fn a_two_factor_code_is_removed_as_soon_as_it_has_left(db: Db) {
+    open(&db).await;
+    let now = now_micros();
+    let code = send(
+        &db,
+        &service(),
+        &number(5),
+        "Your SafeShipper code is 482913",
+        Some(Category::TwoFactor),
+        now,
+    )
+    .await;
+    let other = send(&db, &service(), &number(6), "Dock 7 at noon", None, now).await;
+    assert_eq!(
+        stored_body(&db, &code.sid).await,
+        "Your SafeShipper code is 482913",
+        "kept while it waits to be sent"
+    );
+    simulated(&db).try_execute_task(now).await.expect("sent");
+    assert_eq!(stored_body(&db, &code.sid).await, "");
+    let view = outbox::find(&db, &key(), &code.sid)
+        .await
+        .expect("db")
+        .expect("kept");
+    assert_eq!(view.redacted_at, Some(now));
+    assert_eq!(stored_body(&db, &other.sid).await, "Dock 7 at noon");
+
+    // A canceled code goes too.
+    let canceled = send(
+        &db,
+        &service(),
+        &number(7),
+        "Your SafeShipper code is 100200",
+        Some(Category::TwoFactor),
+        now + SECOND,
+    )
+    .await;
+    delivery::cancel(&db, &canceled.sid, &audit::Actor::system(), now + SECOND)
+        .await
+        .expect("db")
+        .expect("canceled");
+    assert_eq!(stored_body(&db, &canceled.sid).await, "");
+}
+on_both!(a_two_factor_code_is_removed_as_soon_as_it_has_left);
+
+async fn receive_reply(db: &Db, sid: &str, from: &str, body: &str, at: i64) {
+    let m = backend::consent::Inbound {
+        sid,
+        from,
+        to: "+15005550006",
+        body,
+        keyword: domain::keywords::classify(body).keyword(),
+    };
+    backend::consent::receive(db, &key(), &m, "+1415555****", at)
+        .await
+        .expect("received");
+}
+
+async fn replies_are_threaded_with_the_last_message_sent_and_read_or_unread(db: Db) {
+    use backend::inbox::{self, Filter};
+    open(&db).await;
+    let t0 = now_micros();
+    let first = send(&db, &service(), &number(8), "Pickup at 9", None, t0).await;
+    let second = send(
+        &db,
+        &service(),
+        &number(8),
+        "Next delivery: SS-1042",
+        None,
+        t0 + 10 * SECOND,
+    )
+    .await;
+    send(
+        &db,
+        &service(),
+        &number(9),
+        "Dock 4",
+        None,
+        t0 + 20 * SECOND,
+    )
+    .await;
+
+    receive_reply(
+        &db,
+        "SMd0000000000000000000000000000001",
+        &number(8),
+        "On my way",
+        t0 + 15 * SECOND,
+    )
+    .await;
+    // Came in between the two messages (Twilio posts late sometimes): threaded with the first.
+    receive_reply(
+        &db,
+        "SMd0000000000000000000000000000002",
+        &number(8),
+        "ok",
+        t0 + 5 * SECOND,
+    )
+    .await;
+    receive_reply(
+        &db,
+        "SMd0000000000000000000000000000003",
+        &number(10),
+        "Who is this?",
+        t0 + 30 * SECOND,
+    )
+    .await;
+    // Keywords belong to the consent ledger, not the inbox.
+    receive_reply(
+        &db,
+        "SMd0000000000000000000000000000004",
+        &number(9),
+        "STOP",
+        t0 + 31 * SECOND,
+    )
+    .await;
+
+    let all = inbox::list(&db, &key(), Filter::default(), None, 50)
+        .await
+        .expect("listed");
+    let seen: Vec<(&str, &str, Option<&str>)> = all
+        .iter()
+        .map(|r| {
+            (
+                r.body.as_str(),
+                r.from.as_str(),
+                r.in_reply_to.as_ref().map(|m| m.sid.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("Who is this?", number(10).as_str(), None),
+            ("ok", number(8).as_str(), Some(first.sid.as_str())),
+            ("On my way", number(8).as_str(), Some(second.sid.as_str())),
+        ]
+    );
+    assert!(all.iter().all(|r| r.from_masked.contains('*')));
+    assert_eq!(inbox::unread(&db).await.expect("db"), 3);
+
+    // Read, then read again (the first time stays), then unread again.
+    let ok = all[1].id;
+    assert!(
+        inbox::mark(&db, ok, true, t0 + 40 * SECOND)
+            .await
+            .expect("db")
+    );
+    assert!(
+        inbox::mark(&db, ok, true, t0 + 50 * SECOND)
+            .await
+            .expect("db")
+    );
+    let unread_only = Filter { unread_only: true };
+    let unread = inbox::list(&db, &key(), unread_only, None, 50)
+        .await
+        .expect("listed");
+    assert_eq!(
+        unread.iter().map(|r| r.body.as_str()).collect::<Vec<_>>(),
+        ["Who is this?", "On my way"]
+    );
+    assert_eq!(inbox::unread(&db).await.expect("db"), 2);
+    let read = inbox::list(&db, &key(), Filter::default(), None, 50)
+        .await
+        .expect("listed");
+    assert_eq!(read[1].read_at, Some(t0 + 40 * SECOND));
+    assert!(
+        inbox::mark(&db, ok, false, t0 + 60 * SECOND)
+            .await
+            .expect("db")
+    );
+    assert_eq!(inbox::unread(&db).await.expect("db"), 3);
+    assert!(
+        !inbox::mark(&db, 999_999, true, t0).await.expect("db"),
+        "no such reply"
+    );
+
+    // Pages: older ones after the last id shown.
+    let page = inbox::list(&db, &key(), Filter::default(), None, 2)
+        .await
+        .expect("listed");
+    assert_eq!(page.len(), 2);
+    let rest = inbox::list(&db, &key(), Filter::default(), Some(page[1].id), 2)
+        .await
+        .expect("listed");
+    assert_eq!(
+        rest.iter().map(|r| r.body.as_str()).collect::<Vec<_>>(),
+        ["On my way"]
+    );
+}
+on_both!(replies_are_threaded_with_the_last_message_sent_and_read_or_unread);

@@ -24,7 +24,35 @@ pub struct SendingSettings {
     pub simulator: SimulatorSettings,
     /// What smsdesk answers to Twilio's keywords on the incoming-message webhook.
     pub replies: KeywordReplies,
+    /// How long bodies are kept, and where Twilio's webhooks may come from.
+    pub data: DataProtection,
 }
+
+/// Data protection: bodies are removed after `body_retention_days` (the rest of the record
+/// stays; two-factor bodies go as soon as the code has left); Twilio's webhooks are accepted
+/// only from `webhook_allow_list` when it is not empty (checked after the signature).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataProtection {
+    /// 1 to [`MAX_RETENTION_DAYS`].
+    pub body_retention_days: u32,
+    /// Networks in CIDR notation (`54.172.60.0/23`) or single addresses.
+    pub webhook_allow_list: Vec<String>,
+}
+
+impl Default for DataProtection {
+    fn default() -> Self {
+        DataProtection {
+            body_retention_days: 90,
+            webhook_allow_list: Vec::new(),
+        }
+    }
+}
+
+/// Longest body retention: ten years.
+pub const MAX_RETENTION_DAYS: u32 = 3_650;
+/// Most networks in the webhook allow list.
+pub const MAX_ALLOW_LIST: usize = 100;
 
 /// The answers to STOP (and its synonyms), START and HELP: Twilio's default texts unless
 /// changed. An empty reply answers nothing (an empty TwiML `<Response/>`).
@@ -126,6 +154,7 @@ impl Default for SendingSettings {
             alphanumeric_countries: Vec::new(),
             simulator: SimulatorSettings::default(),
             replies: KeywordReplies::default(),
+            data: DataProtection::default(),
         }
     }
 }

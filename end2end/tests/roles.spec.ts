@@ -7,6 +7,7 @@ const NAV: Record<Role, string[]> = {
     "Overview",
     "Send",
     "Delivery log",
+    "Inbox",
     "Templates",
     "Users",
     "Consent",
@@ -15,7 +16,7 @@ const NAV: Record<Role, string[]> = {
     "API keys",
     "Your account",
   ],
-  dispatcher: ["Overview", "Send", "Delivery log", "Templates", "Your account"],
+  dispatcher: ["Overview", "Send", "Delivery log", "Inbox", "Templates", "Your account"],
   compliance: ["Overview", "Delivery log", "Consent", "Audit log", "Your account"],
   finance: ["Overview", "Delivery log", "Your account"],
 };

@@ -239,8 +239,37 @@ impl Sending {
         if let Provider::Simulator(sim) = &self.provider {
             tasks.push(tokio::spawn(run_simulator(sim.clone(), stop.clone())));
         }
+        tasks.push(tokio::spawn(remove_old_bodies(
+            self.db.clone(),
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(forget_idempotency_keys(self.db.clone(), stop)));
         tasks
+    }
+}
+
+/// Bodies past the retention period in Settings are removed: every instance asks each minute,
+/// and one of them runs the job per period (`backend::retention`).
+async fn remove_old_bodies(db: Db, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let run = async {
+                    let days = backend::settings::sending(&db).await?.data.body_retention_days;
+                    backend::retention::run(&db, days, now_micros()).await?;
+                    anyhow::Ok(())
+                };
+                if let Err(e) = run.await {
+                    tracing::warn!(error = %e, "could not remove the bodies past their retention; trying again in a minute");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
     }
 }
 

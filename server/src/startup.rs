@@ -162,10 +162,21 @@ impl Application {
                 "/2010-04-01/Accounts/{account}/Messages/{file}",
                 get(twilio_api::fetch),
             )
+            .with_state(sending.clone())
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        // Twilio's webhooks: where each comes from, for the allow list in Settings.
+        let webhooks = Router::new()
             .route(sending::STATUS_PATH, post(webhooks::status))
             .route(sending::INBOUND_PATH, post(webhooks::inbound))
             .with_state(sending.clone())
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn_with_state(
+                client_address::AddressFrom {
+                    behind_proxy: settings.behind_proxy,
+                },
+                client_address::resolve,
+            ));
+        let machines = machines.merge(webhooks);
         // Counters record from the first request on.
         crate::metrics::handle();
         let scrape = Router::new()

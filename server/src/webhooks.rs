@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use backend::db::now_micros;
 use backend::worker::{self, Callback, CallbackOutcome};
 use domain::money::Money;
+use domain::sending::SendingSettings;
 use domain::signature::SignedWith;
 use domain::status::MessageStatus;
 use serde::Deserialize;
@@ -33,10 +34,44 @@ struct StatusParams {
     price: Option<String>,
 }
 
-/// The webhook's parameters when its `X-Twilio-Signature` is genuine for this server's URL;
-/// otherwise the answer (400 for a body that is not a form, 403 for a bad signature), logged
-/// without secrets. `what` names the webhook in the log.
-fn verified_params(
+/// Where a webhook came from (the connection's peer, or behind a proxy the address it appended:
+/// `client_address::resolve`), if known.
+pub type ComingFrom = Option<axum::Extension<app::auth::ClientAddress>>;
+
+/// The webhook's parameters when its `X-Twilio-Signature` is genuine for this server's URL and,
+/// with an allow list in Settings, it came from an allowed network; otherwise the answer (400
+/// for a body that is not a form, 403 for a bad signature or a sender off the list, 503 when the
+/// settings cannot be read), logged without secrets. `what` names the webhook in the log.
+async fn verified_params(
+    sending: &Sending,
+    from: &ComingFrom,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    what: &str,
+) -> Result<(Vec<(String, String)>, SendingSettings), StatusCode> {
+    let params = signed_params(sending, uri, headers, body, what)?;
+    let settings = match sending.settings().await {
+        Ok(s) => s,
+        Err(e) => {
+            // Twilio retries a webhook that fails: nothing is lost.
+            tracing::error!(error = %e, "{what} not taken: the settings could not be read");
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        }
+    };
+    let address = from.as_ref().map(|axum::Extension(a)| a.0);
+    if !backend::settings::webhook_allowed(&settings.data, address) {
+        let address = address.map_or_else(|| "an unknown address".to_owned(), |a| a.to_string());
+        tracing::warn!(
+            "{what} refused: signed, but sent from {address}, outside the webhook allow list in Settings"
+        );
+        return Err(StatusCode::FORBIDDEN);
+    }
+    Ok((params, settings))
+}
+
+/// The webhook's parameters when its signature is genuine (see [`verified_params`]).
+fn signed_params(
     sending: &Sending,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
@@ -92,11 +127,14 @@ fn verified_params(
 
 pub async fn status(
     State(sending): State<Sending>,
+    from: ComingFrom,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    if let Err(refused) = verified_params(&sending, &uri, &headers, &body, "status callback") {
+    if let Err(refused) =
+        verified_params(&sending, &from, &uri, &headers, &body, "status callback").await
+    {
         return refused;
     }
     let fields: StatusParams = match serde_urlencoded::from_bytes(&body) {
@@ -177,14 +215,17 @@ struct InboundParams {
 /// empty `<Response/>` (for other messages, and when `OptOutType` says Twilio replied already).
 pub async fn inbound(
     State(sending): State<Sending>,
+    from: ComingFrom,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if let Err(refused) = verified_params(&sending, &uri, &headers, &body, "incoming message") {
-        return refused.into_response();
-    }
+    let settings =
+        match verified_params(&sending, &from, &uri, &headers, &body, "incoming message").await {
+            Ok((_, settings)) => settings,
+            Err(refused) => return refused.into_response(),
+        };
     let fields: InboundParams = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
         Err(e) => {
@@ -225,17 +266,10 @@ pub async fn inbound(
         Ok(outcome) => {
             tracing::info!(sid, keyword = ?keyword, replay = matches!(outcome, backend::consent::Received::Replay), "incoming message");
             // Twilio's Advanced Opt-Out already answered; otherwise the reply set in Settings.
-            let replies = match fields.opt_out_type {
+            let reply = match fields.opt_out_type {
                 Some(_) => None,
-                None => match sending.settings().await {
-                    Ok(s) => Some(s.replies),
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the keyword replies; Twilio's defaults answer");
-                        Some(domain::sending::KeywordReplies::default())
-                    }
-                },
+                None => settings.replies.to(keyword),
             };
-            let reply = replies.as_ref().and_then(|r| r.to(keyword));
             (
                 [(axum::http::header::CONTENT_TYPE, "text/xml")],
                 domain::consent::twiml(reply),

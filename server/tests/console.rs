@@ -456,6 +456,18 @@ async fn every_server_function_checks_the_role(backend: Backend) {
         ),
         ("recent_consent", vec![], None, &[Admin, Compliance]),
         (
+            "inbox",
+            vec![("unread_only", "false")],
+            None,
+            &[Admin, Dispatcher],
+        ),
+        (
+            "mark_reply",
+            vec![("id", "1"), ("read", "true")],
+            None,
+            &[Admin, Dispatcher],
+        ),
+        (
             "record_consent",
             vec![
                 ("number", "+14155552671"),
@@ -536,6 +548,7 @@ async fn every_page_checks_the_role(backend: Backend) {
         ("/users", &[Admin]),
         ("/audit", &[Admin, Compliance]),
         ("/consent", &[Admin, Compliance]),
+        ("/inbox", &[Admin, Dispatcher]),
         ("/send", &[Admin, Dispatcher]),
         ("/messages", &[Admin, Dispatcher, Compliance, Finance]),
         ("/settings", &[Admin]),

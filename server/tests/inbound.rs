@@ -315,3 +315,56 @@ async fn the_keyword_replies_are_the_ones_set_in_settings(backend: Backend) {
     );
 }
 on_both!(the_keyword_replies_are_the_ones_set_in_settings);
+
+/// Saves an allow list before the app's first webhook (the server trusts the settings it read
+/// for a second).
+async fn allow_only(app: &TestApp, networks: &[&str]) {
+    let mut s = backend::settings::SendingSettings::default();
+    s.data.webhook_allow_list = networks.iter().map(|n| (*n).to_owned()).collect();
+    backend::settings::save_sending(&app.db, &Actor::system(), &s)
+        .await
+        .expect("saved");
+}
+
+async fn the_webhook_allow_list_is_checked_after_the_signature(backend: Backend) {
+    // The tests reach the server from 127.0.0.1: off this list, genuine webhooks are refused
+    // and nothing is recorded.
+    let elsewhere = spawn_app(backend).await;
+    allow_only(&elsewhere, &["54.172.60.0/23", "2001:db8::/32"]).await;
+    let refused = deliver(&elsewhere, "SMc0000000000000000000000000000001", "STOP").await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(count(&elsewhere, "inbound_messages").await, 0);
+    assert_eq!(count(&elsewhere, "consent_events").await, 0);
+    let url = elsewhere.sending.status_url();
+    let callback = vec![
+        (
+            "MessageSid",
+            "SMc0000000000000000000000000000002".to_owned(),
+        ),
+        ("MessageStatus", "delivered".to_owned()),
+    ];
+    let token = AuthToken::new(AUTH_TOKEN).expect("token");
+    let signature = domain::signature::sign(&token, &url, &callback);
+    assert_eq!(
+        post(&url, &callback, Some(signature), &[]).await.status,
+        403,
+        "the status callback too"
+    );
+
+    // On it, they are taken; a forged one still is not.
+    let here = spawn_app(backend).await;
+    allow_only(&here, &["54.172.60.0/23", "127.0.0.0/8"]).await;
+    let taken = deliver(&here, "SMc0000000000000000000000000000003", "STOP").await;
+    assert_eq!(taken.status, 200);
+    assert_eq!(taken.body, twiml(Some(OPT_OUT_REPLY)));
+    let forged = post(
+        &inbound_url(&here),
+        &params("SMc0000000000000000000000000000004", "START"),
+        Some("bm90IGEgc2lnbmF0dXJl".to_owned()),
+        &[],
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(count(&here, "inbound_messages").await, 1);
+}
+on_both!(the_webhook_allow_list_is_checked_after_the_signature);

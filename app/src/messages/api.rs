@@ -87,6 +87,8 @@ pub struct MessageInfo {
     pub dispatched_at: Option<i64>,
     pub validity_until: Option<i64>,
     pub updated_at: i64,
+    /// When the body was removed (the retention period, or a two-factor code that has left).
+    pub redacted_at: Option<i64>,
     pub events: Vec<TimelineEvent>,
     /// Each error code of the message and its timeline, explained.
     pub errors: Vec<ErrorExplained>,
@@ -277,7 +279,8 @@ pub async fn message_detail(sid: String) -> Result<MessageInfo, AppError> {
         can_retry: may_act
             && m.state == MessageState::Done
             && failed
-            && m.category != Some(domain::template::Category::TwoFactor),
+            && m.category != Some(domain::template::Category::TwoFactor)
+            && m.redacted_at.is_none(),
         can_cancel: may_act && m.state == MessageState::Waiting,
         body: m.body,
         encoding: m.encoding,
@@ -292,6 +295,7 @@ pub async fn message_detail(sid: String) -> Result<MessageInfo, AppError> {
         dispatched_at: m.dispatched_at,
         validity_until: m.validity_until,
         updated_at: m.updated_at,
+        redacted_at: m.redacted_at,
         events: events
             .into_iter()
             .map(|e| TimelineEvent {

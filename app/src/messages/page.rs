@@ -510,9 +510,14 @@ fn MessageFacts(
             <dt>"Valid until"</dt><dd>{time(d.validity_until)}</dd>
         </dl>
         <h2>"Text"</h2>
-        {match d.body.clone() {
-            Some(b) => view! { <pre class="body" data-testid="message-body">{b}</pre> }.into_any(),
-            None => view! { <p class="muted">"A two-factor code: never shown again."</p> }.into_any(),
+        {match (d.body.clone(), d.redacted_at) {
+            (None, _) => view! { <p class="muted">"A two-factor code: never shown again."</p> }.into_any(),
+            (Some(_), Some(at)) => view! {
+                <p class="muted" data-testid="message-body-removed">
+                    "Removed at " {time(Some(at))} " (the retention period in Settings); the rest of the record stays."
+                </p>
+            }.into_any(),
+            (Some(b), None) => view! { <pre class="body" data-testid="message-body">{b}</pre> }.into_any(),
         }}
         {(!d.errors.is_empty()).then(|| view! {
             <h2>"What the errors mean"</h2>

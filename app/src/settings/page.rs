@@ -1,6 +1,7 @@
 //! `/settings` (admins): the sending engine's settings: rate limits, retries, sender pace, geo
-//! permissions, default region, senders, the keyword replies, the simulator's odds. They take effect at the worker's
-//! next step, without a restart; every change is audited with before and after.
+//! permissions, default region, senders, the keyword replies, data protection (retention,
+//! webhook allow list), the simulator's odds. They take effect at the worker's next step,
+//! without a restart; every change is audited with before and after.
 
 use domain::access::Permission;
 use domain::sending::SendingSettings;
@@ -190,6 +191,18 @@ fn SettingsForm(initial: SendingSettings) -> impl IntoView {
                 <Reply id="reply-stop" label="To STOP and its synonyms" settings get=|s| &s.replies.opt_out set=|s, v| s.replies.opt_out = v/>
                 <Reply id="reply-start" label="To START, YES, UNSTOP" settings get=|s| &s.replies.opt_in set=|s, v| s.replies.opt_in = v/>
                 <Reply id="reply-help" label="To HELP, INFO" settings get=|s| &s.replies.help set=|s, v| s.replies.help = v/>
+            </fieldset>
+            <fieldset>
+                <legend>"Data protection"</legend>
+                <div class="field-grid">
+                    <Number id="retention-days" label="Keep message texts (days, 1–3650)" settings get=|s| s.data.body_retention_days set=|s, v| s.data.body_retention_days = v/>
+                </div>
+                <p class="muted">"Older texts are removed (the rest of each record stays); two-factor codes as soon as they have left."</p>
+                <div class="field">
+                    <label for="webhook-allow">"Accept Twilio's webhooks only from these networks (CIDR, e.g. 54.172.60.0/23; empty: from anywhere, signature still required)"</label>
+                    <input id="webhook-allow" prop:value=move || countries(|s| &s.data.webhook_allow_list)
+                        on:change=move |ev| settings.update(|s| s.data.webhook_allow_list = split_list(&event_target_value(&ev), false))/>
+                </div>
             </fieldset>
             <fieldset>
                 <legend>"Simulator"</legend>

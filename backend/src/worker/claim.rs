@@ -302,16 +302,18 @@ async fn tidy_and_next_due(tx: &mut Tx, now: i64) -> Result<Option<i64>, DbError
 
 async fn expire(tx: &mut Tx, id: i64, now: i64) -> Result<(), DbError> {
     let text = "not sent: its validity period ended while it waited in smsdesk's outbox";
-    on_tx!(tx, |conn| sqlx::query(
+    let sql = format!(
         "UPDATE messages SET state = 'done', status = 'failed', error_code = 30036,
-             error_message = $1, lease_until = NULL, updated_at = $2 WHERE id = $3"
-    )
-    .bind(text)
-    .bind(now)
-    .bind(id)
-    .execute(conn)
-    .await?
-    .rows_affected());
+             error_message = $1, lease_until = NULL, updated_at = $2, {} WHERE id = $3",
+        super::forget_two_factor("$2")
+    );
+    on_tx!(tx, |conn| sqlx::query(&sql)
+        .bind(text)
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected());
     event(
         tx,
         id,

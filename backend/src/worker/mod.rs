@@ -298,6 +298,17 @@ impl Worker {
     }
 }
 
+/// SET clauses that remove a two-factor code's body once it has left smsdesk (handed to Twilio,
+/// failed, expired or canceled): no read shows it and nothing keeps it. `now` names the
+/// statement's parameter that holds the time.
+pub(crate) fn forget_two_factor(now: &str) -> String {
+    format!(
+        "body = CASE WHEN messages.category = 'two_factor' THEN '' ELSE messages.body END,
+         redacted_at = CASE WHEN messages.category = 'two_factor' THEN CAST({now} AS BIGINT)
+             ELSE messages.redacted_at END"
+    )
+}
+
 /// One row of a message's timeline.
 struct NewEvent<'a> {
     kind: &'a str,

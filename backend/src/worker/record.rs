@@ -187,8 +187,9 @@ async fn record_sent(
             "WITH v (id, status, sid, price) AS (VALUES {rows})
              UPDATE messages SET state = 'done', status = v.status, provider_sid = v.sid,
                  in_doubt = FALSE, lease_until = NULL, error_code = NULL, error_message = NULL,
-                 price_micros = COALESCE(v.price, messages.price_micros), updated_at = $1
-             FROM v WHERE messages.id = v.id"
+                 price_micros = COALESCE(v.price, messages.price_micros), updated_at = $1, {}
+             FROM v WHERE messages.id = v.id",
+            super::forget_two_factor("$1")
         );
         on_tx!(tx, |conn| {
             let mut q = sqlx::query(&sql).bind(now);
@@ -292,18 +293,20 @@ async fn fail(
     now: i64,
 ) -> Result<(), DbError> {
     let reason = &mask_numbers(reason);
-    on_tx!(tx, |conn| {
-        sqlx::query(
+    let sql = format!(
         "UPDATE messages SET state = 'done', status = 'failed', in_doubt = FALSE, lease_until = NULL,
-             error_code = $1, error_message = $2, updated_at = $3 WHERE id = $4"
-    )
-    .bind(code.map(i64::from))
-    .bind(reason)
-    .bind(now)
-    .bind(id)
-    .execute(conn)
-    .await?
-    .rows_affected()
+             error_code = $1, error_message = $2, updated_at = $3, {} WHERE id = $4",
+        super::forget_two_factor("$3")
+    );
+    on_tx!(tx, |conn| {
+        sqlx::query(&sql)
+            .bind(code.map(i64::from))
+            .bind(reason)
+            .bind(now)
+            .bind(id)
+            .execute(conn)
+            .await?
+            .rows_affected()
     });
     event(
         tx,
