@@ -113,3 +113,94 @@ async fn a_numbers_history_and_a_change_by_hand(db: Db) {
     );
 }
 on_both!(a_numbers_history_and_a_change_by_hand);
+
+async fn the_ledger_reads_by_kind_source_and_time_and_counts_per_day(db: Db) {
+    use backend::consent::{DayCount, LedgerFilter};
+    const DAY: i64 = 86_400_000_000;
+    let now = now_micros();
+    let today = now - now.rem_euclid(DAY);
+    let mut tx = db.begin().await.expect("tx");
+    for (i, (action, source, at)) in [
+        (Action::OptOut, "inbound:SM1", today - 2 * DAY),
+        (Action::OptOut, "twilio_callback", today - 2 * DAY + 1),
+        (Action::OptIn, "inbound:SM2", today - DAY),
+        (Action::OptOut, "inbound:SM3", today),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let number = format!("+1415555260{i}");
+        consent::record(&mut tx, &key(), &number, action, source, "STOP", at)
+            .await
+            .expect("recorded");
+    }
+    tx.commit().await.expect("commit");
+
+    let read = |filter: LedgerFilter| {
+        let db = db.clone();
+        async move {
+            consent::entries(&db, &key(), &filter, None, 50)
+                .await
+                .expect("read")
+                .into_iter()
+                .map(|e| e.source)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        read(LedgerFilter {
+            action: Some(Action::OptOut),
+            source: Some("inbound"),
+            from: Some(today - 2 * DAY),
+            until: Some(today + DAY),
+        })
+        .await,
+        ["inbound:SM3", "inbound:SM1"]
+    );
+    assert_eq!(
+        read(LedgerFilter {
+            source: Some("twilio_callback"),
+            ..Default::default()
+        })
+        .await,
+        ["twilio_callback"]
+    );
+    assert_eq!(
+        read(LedgerFilter {
+            until: Some(today - DAY),
+            ..Default::default()
+        })
+        .await,
+        ["twilio_callback", "inbound:SM1"]
+    );
+    let page = consent::entries(&db, &key(), &LedgerFilter::default(), None, 2)
+        .await
+        .expect("read");
+    let rest = consent::entries(&db, &key(), &LedgerFilter::default(), Some(page[1].id), 2)
+        .await
+        .expect("read");
+    assert_eq!(rest.len(), 2, "the older page goes on from the last id");
+
+    let days = consent::per_day(&db, now, 3).await.expect("counted");
+    assert_eq!(
+        days,
+        [
+            DayCount {
+                day: today - 2 * DAY,
+                opt_outs: 2,
+                opt_ins: 0
+            },
+            DayCount {
+                day: today - DAY,
+                opt_outs: 0,
+                opt_ins: 1
+            },
+            DayCount {
+                day: today,
+                opt_outs: 1,
+                opt_ins: 0
+            },
+        ]
+    );
+}
+on_both!(the_ledger_reads_by_kind_source_and_time_and_counts_per_day);

@@ -97,7 +97,7 @@ impl Reading {
     }
 }
 
-fn refuse(status: StatusCode, message: &str) -> Response {
+pub(crate) fn refuse(status: StatusCode, message: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -106,26 +106,58 @@ fn refuse(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// `GET /messages/export.csv`.
-pub async fn csv(State(state): State<ExportState>, session: Session, uri: Uri) -> Response {
-    let user = match app::auth::user_of_session(&state.db, &session, now_micros()).await {
+/// The signed-in user of a request that is not a page or a server function (a download, a
+/// chart), if their role has `permission`; otherwise the answer (401, 403, or 503 when the
+/// database cannot be reached). `what` completes "your role may not …".
+pub(crate) async fn user_with(
+    db: &Db,
+    session: &Session,
+    permission: Permission,
+    what: &str,
+) -> Result<app::auth::SessionUser, Response> {
+    let user = match app::auth::user_of_session(db, session, now_micros()).await {
         Ok(Some(user)) => user,
-        Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "sign in to export the log"),
+        Ok(None) => {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                &format!("sign in to {what}"),
+            ));
+        }
         Err(e) => {
-            tracing::error!(error = %e, "checking the session of an export");
-            return refuse(
+            tracing::error!(error = %e, "checking the session of a download");
+            return Err(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "smsdesk cannot reach its database; try again shortly",
-            );
+            ));
         }
     };
-    if !user.can(Permission::ViewDeliveryLog) {
-        tracing::warn!(user_id = user.id, "export forbidden for this role");
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "your role may not read the delivery log",
+    if !user.can(permission) {
+        tracing::warn!(
+            user_id = user.id,
+            ?permission,
+            "download forbidden for this role"
         );
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            &format!("your role may not {what}"),
+        ));
     }
+    Ok(user)
+}
+
+/// `GET /messages/export.csv`.
+pub async fn csv(State(state): State<ExportState>, session: Session, uri: Uri) -> Response {
+    let user = match user_with(
+        &state.db,
+        &session,
+        Permission::ViewDeliveryLog,
+        "export the delivery log",
+    )
+    .await
+    {
+        Ok(user) => user,
+        Err(refused) => return refused,
+    };
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
     let query = LogQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));

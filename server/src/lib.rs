@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod client_address;
+pub mod consent;
 pub mod csrf;
 pub mod export;
 pub mod guard;

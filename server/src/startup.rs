@@ -104,6 +104,13 @@ impl Application {
                 key: sending.key.clone(),
                 exports: exports.clone(),
             });
+        let consent_downloads = Router::new()
+            .route("/consent/export.csv", get(crate::consent::export))
+            .route("/consent/opt-outs.svg", get(crate::consent::chart))
+            .with_state(crate::consent::ConsentState {
+                db: db.clone(),
+                key: sending.key.clone(),
+            });
         let state = app::state::AppState {
             db: db.clone(),
             key: sending.key.clone(),
@@ -129,6 +136,7 @@ impl Application {
         let console = Router::new()
             .merge(health)
             .merge(export)
+            .merge(consent_downloads)
             .merge(console)
             .layer(axum::middleware::from_fn_with_state(
                 csrf::Origin(settings.public_url.clone()),

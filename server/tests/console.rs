@@ -455,6 +455,13 @@ async fn every_server_function_checks_the_role(backend: Backend) {
             &[Admin, Compliance],
         ),
         ("recent_consent", vec![], None, &[Admin, Compliance]),
+        ("consent_per_day", vec![], None, &[Admin, Compliance]),
+        (
+            "import_consent",
+            vec![("csv", "number,action,at,evidence\n")],
+            None,
+            &[Admin, Compliance],
+        ),
         (
             "inbox",
             vec![("unread_only", "false")],

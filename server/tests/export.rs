@@ -118,3 +118,116 @@ async fn the_log_exports_as_csv_streamed_and_safe(backend: Backend) {
     assert!(!answer.text.contains("HYPERLINK"));
 }
 on_both!(the_log_exports_as_csv_streamed_and_safe);
+
+/// The consent ledger's downloads: one number's history with the whole number, a range of days
+/// streamed across batches (every entry once), filters, the chart, and the roles.
+async fn the_consent_ledger_exports_as_csv_and_draws_its_chart(backend: Backend) {
+    use backend::consent::{self, Action};
+    let app = spawn_app(backend).await;
+    let now = backend::db::now_micros();
+    let officer = Actor::user(1, "compliance@safeshipper.example");
+    for number in ["+14155552671", "+14155552672"] {
+        consent::record_by_hand(
+            &app.db,
+            &app.sending.key,
+            number,
+            Action::OptOut,
+            "=called in",
+            &officer,
+            now,
+        )
+        .await
+        .expect("recorded");
+    }
+    // 1,001 earlier records, more than one batch of the export; imported twice, kept once.
+    let mut csv = "number,action,at,evidence\n".to_owned();
+    for i in 0..1_001 {
+        csv.push_str(&format!(
+            "+1415556{i:04},opt_out,2025-06-30,Signed form {i}\n"
+        ));
+    }
+    for expected in [1_001, 0] {
+        let report = consent::import::import(&app.db, &app.sending.key, &csv, "US", &officer, now)
+            .await
+            .expect("db")
+            .expect("imported");
+        assert_eq!(report.imported, expected);
+        assert_eq!(report.skipped.len(), 1_001 - expected);
+    }
+    assert_eq!(
+        consent::verify(&app.db).await.expect("db"),
+        Ok(1_003),
+        "chained like every entry"
+    );
+
+    let compliance = app.signed_in(Role::Compliance).await;
+    let one = compliance
+        .get("/consent/export.csv?number=(415)%20555-2671")
+        .await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert!(one.header("content-type").starts_with("text/csv"));
+    let rows = records(&one.text);
+    assert_eq!(
+        rows[0],
+        [
+            "entry",
+            "at_utc",
+            "number",
+            "action",
+            "source",
+            "evidence",
+            "entry_hash"
+        ]
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1][2], "'+14155552671", "the number looked up, whole");
+    assert_eq!(rows[1][3], "opt_out");
+    assert_eq!(rows[1][5], "'=called in", "formulas neutralised");
+    assert_eq!(rows[1][6].len(), 64, "its link in the chain");
+
+    let range = compliance
+        .get("/consent/export.csv?from=2025-06-01&to=2025-06-30")
+        .await;
+    assert_eq!(range.status, 200);
+    let rows = records(&range.text);
+    assert_eq!(rows.len(), 1 + 1_001);
+    let mut evidence: Vec<&str> = rows[1..].iter().map(|r| r[5].as_str()).collect();
+    evidence.sort_unstable();
+    evidence.dedup();
+    assert_eq!(evidence.len(), 1_001, "every entry once");
+    assert!(
+        rows[1..].iter().all(|r| r[2].contains('*')),
+        "numbers masked"
+    );
+
+    let by_hand = compliance
+        .get("/consent/export.csv?source=console&action=opt_out")
+        .await;
+    assert_eq!(records(&by_hand.text).len(), 1 + 2);
+    let bad = compliance.get("/consent/export.csv?from=30/06/2025").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.starts_with("from:"), "{}", bad.text);
+
+    let chart = compliance.get("/consent/opt-outs.svg?days=30").await;
+    assert_eq!(chart.status, 200);
+    assert_eq!(chart.header("content-type"), "image/svg+xml");
+    assert!(chart.text.starts_with("<svg"));
+
+    let finance = app.signed_in(Role::Finance).await;
+    assert_eq!(
+        finance
+            .get("/consent/export.csv?number=%2B14155552671")
+            .await
+            .status,
+        403
+    );
+    assert_eq!(finance.get("/consent/opt-outs.svg").await.status, 403);
+    assert_eq!(
+        app.client()
+            .get("/consent/export.csv?from=2025-06-01")
+            .await
+            .status,
+        401
+    );
+}
+on_both!(the_consent_ledger_exports_as_csv_and_draws_its_chart);

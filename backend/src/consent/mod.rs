@@ -2,6 +2,9 @@
 //! evidence (the inbound message, Twilio's 21610, an admin's note). A number's state is its
 //! latest entry; numbers are found by their keyed hash and stored encrypted.
 
+pub mod export;
+pub mod import;
+
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::DataKey;
@@ -49,6 +52,8 @@ pub struct Entry {
     pub evidence: String,
     /// The number, masked.
     pub number: String,
+    /// Its link in the chain (`None` before the start-up seal).
+    pub entry_hash: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -59,6 +64,7 @@ struct EntryRow {
     source: String,
     evidence: String,
     phone_encrypted: String,
+    entry_hash: Option<String>,
 }
 
 impl EntryRow {
@@ -84,11 +90,12 @@ impl EntryRow {
             source: self.source,
             evidence: domain::redact::mask_numbers(&self.evidence),
             number: domain::redact::mask_numbers(&number),
+            entry_hash: self.entry_hash,
         })
     }
 }
 
-const ENTRY_COLUMNS: &str = "id, at, action, source, evidence, phone_encrypted";
+const ENTRY_COLUMNS: &str = "id, at, action, source, evidence, phone_encrypted, entry_hash";
 
 /// A number's entries (E.164), newest first: its state is the first.
 pub async fn history(db: &Db, key: &DataKey, e164: &str) -> Result<Vec<Entry>, DbError> {
@@ -104,12 +111,134 @@ pub async fn history(db: &Db, key: &DataKey, e164: &str) -> Result<Vec<Entry>, D
 
 /// The ledger's latest `limit` entries, newest first (numbers masked).
 pub async fn recent(db: &Db, key: &DataKey, limit: u32) -> Result<Vec<Entry>, DbError> {
-    let sql = format!("SELECT {ENTRY_COLUMNS} FROM consent_events ORDER BY id DESC LIMIT $1");
-    let rows = on_db!(db, |pool| sqlx::query_as::<_, EntryRow>(&sql)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?);
+    entries(db, key, &LedgerFilter::default(), None, limit).await
+}
+
+/// Where ledger entries come from, as their source begins: the inbound webhook, a person in the
+/// console, Twilio's 21610, an import.
+pub const SOURCES: [&str; 4] = ["inbound", "console", "twilio_callback", "import"];
+
+/// Which entries to read: the recent changes' filters and the auditors' export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    pub action: Option<Action>,
+    /// One of [`SOURCES`].
+    pub source: Option<&'static str>,
+    /// Entries at or after this time (µs, UTC).
+    pub from: Option<i64>,
+    /// Entries before this time.
+    pub until: Option<i64>,
+}
+
+/// At most `limit` entries matching `filter` older than the entry `before` (an id; `None`: the
+/// newest), newest first, numbers masked. Reading on from the last id pages through any range.
+pub async fn entries(
+    db: &Db,
+    key: &DataKey,
+    filter: &LedgerFilter,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Entry>, DbError> {
+    let mut conditions = vec!["id < $1".to_owned()];
+    let mut texts: Vec<String> = Vec::new();
+    let mut ints: Vec<i64> = Vec::new();
+    // Text parameters first ($2, $3), then the times, so each is bound in order below.
+    if let Some(action) = filter.action {
+        texts.push(action.as_str().to_owned());
+        conditions.push(format!("action = ${}", 1 + texts.len()));
+    }
+    if let Some(source) = filter.source {
+        // `inbound:SM…`, `console:<e-mail>`, `twilio_callback`, `import:<e-mail>`.
+        texts.push(source.to_owned());
+        texts.push(format!("{source}:%"));
+        conditions.push(format!(
+            "(source = ${} OR source LIKE ${})",
+            texts.len(),
+            1 + texts.len()
+        ));
+    }
+    let first_int = 2 + texts.len();
+    if let Some(from) = filter.from {
+        ints.push(from);
+        conditions.push(format!("at >= ${}", first_int + ints.len() - 1));
+    }
+    if let Some(until) = filter.until {
+        ints.push(until);
+        conditions.push(format!("at < ${}", first_int + ints.len() - 1));
+    }
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM consent_events WHERE {} ORDER BY id DESC LIMIT {}",
+        conditions.join(" AND "),
+        limit.clamp(1, 10_000)
+    );
+    let rows = on_db!(db, |pool| {
+        let mut q = sqlx::query_as::<_, EntryRow>(&sql).bind(before.unwrap_or(i64::MAX));
+        for t in &texts {
+            q = q.bind(t);
+        }
+        for i in &ints {
+            q = q.bind(i);
+        }
+        q.fetch_all(pool).await?
+    });
     rows.into_iter().map(|r| r.into_entry(key)).collect()
+}
+
+/// Opt-outs and opt-ins on one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCount {
+    /// The day's first microsecond (UTC).
+    pub day: i64,
+    pub opt_outs: i64,
+    pub opt_ins: i64,
+}
+
+const DAY: i64 = 86_400_000_000;
+
+/// A UTC day as `YYYY-MM-DD`.
+pub fn day_label(day: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(day)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// The `days` UTC days up to and including the one holding `now`, oldest first, each with its
+/// opt-outs and opt-ins (days without any included, at zero).
+pub async fn per_day(db: &Db, now: i64, days: u32) -> Result<Vec<DayCount>, DbError> {
+    let today = now - now.rem_euclid(DAY);
+    let start = today - i64::from(days.saturating_sub(1)) * DAY;
+    let rows: Vec<(i64, String, i64)> = on_db!(db, |pool| sqlx::query_as(
+        "SELECT at / 86400000000, action, COUNT(*) FROM consent_events
+         WHERE at >= $1 AND at < $2 GROUP BY at / 86400000000, action"
+    )
+    .bind(start)
+    .bind(today + DAY)
+    .fetch_all(pool)
+    .await?);
+    let mut out: Vec<DayCount> = (0..i64::from(days))
+        .map(|i| DayCount {
+            day: start + i * DAY,
+            opt_outs: 0,
+            opt_ins: 0,
+        })
+        .collect();
+    for (day, action, n) in rows {
+        let Some(slot) = usize::try_from(day * DAY - start)
+            .ok()
+            .map(|offset| offset / DAY as usize)
+            .and_then(|i| out.get_mut(i))
+        else {
+            continue;
+        };
+        match action.parse::<Action>() {
+            Ok(Action::OptOut) => slot.opt_outs += n,
+            Ok(Action::OptIn) => slot.opt_ins += n,
+            Err(_) => {
+                tracing::error!(value = %action, "unreadable consent action in the daily counts")
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Records an opt-out or opt-in made by a person in the console (a customer called), with their
