@@ -175,6 +175,15 @@ impl Db {
     }
 
     /// Starts a transaction.
+    /// The writer's turn for one statement outside a transaction: SQLite's single writer is
+    /// taken in turns by this process (as [`Db::begin`] does); PostgreSQL needs none.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self {
+            Db::Sqlite(_, lock) => Some(lock.0.clone().lock_owned().await),
+            Db::Postgres(_) => None,
+        }
+    }
+
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
             Db::Sqlite(pool, lock) => {

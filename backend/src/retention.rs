@@ -145,7 +145,8 @@ async fn redact(db: &Db, source: Source, cutoff: i64, now: i64) -> Result<u64, D
         };
         let mut tx = db.begin().await?;
         // Another run that overlaps this one (a run longer than the period) moved the cursor:
-        // it does this batch; this run stops.
+        // it does this batch; this run stops. (On PostgreSQL the row lock taken here also
+        // makes an overlapping run wait for this one.)
         let moved = on_tx!(&mut tx, |conn| sqlx::query(
             "UPDATE redaction_cursors SET through = $1 WHERE source = $2 AND through = $3"
         )
@@ -163,13 +164,35 @@ async fn redact(db: &Db, source: Source, cutoff: i64, now: i64) -> Result<u64, D
              WHERE id > $2 AND id <= $3 AND redacted_at IS NULL{}",
             source.finished()
         );
-        removed += on_tx!(&mut tx, |conn| sqlx::query(&sql)
+        let done = on_tx!(&mut tx, |conn| sqlx::query(&sql)
             .bind(now)
             .bind(through)
             .bind(last)
             .execute(conn)
             .await?
             .rows_affected());
+        // A message sent again since it was read (back in the outbox) kept its body: the
+        // cursor stops just before it, so a later run removes its body once it has gone out.
+        let kept: Option<i64> = on_tx!(&mut tx, |conn| sqlx::query_scalar(&format!(
+            "SELECT MIN(id) FROM {table} WHERE id > $1 AND id <= $2 AND redacted_at IS NULL"
+        ))
+        .bind(through)
+        .bind(last)
+        .fetch_one(conn)
+        .await?);
+        if let Some(kept) = kept {
+            on_tx!(&mut tx, |conn| sqlx::query(
+                "UPDATE redaction_cursors SET through = $1 WHERE source = $2"
+            )
+            .bind(kept - 1)
+            .bind(table)
+            .execute(conn)
+            .await?
+            .rows_affected());
+            tx.commit().await?;
+            return Ok(removed + done);
+        }
+        removed += done;
         tx.commit().await?;
         if ripe < rows.len() || rows.len() < BATCH as usize {
             return Ok(removed);

@@ -664,6 +664,41 @@ async fn a_two_factor_code_is_removed_as_soon_as_it_has_left(db: Db) {
         .expect("db")
         .expect("canceled");
     assert_eq!(stored_body(&db, &canceled.sid).await, "");
+
+    // One that fails for good (the simulator's +15005550002: 21612), and one whose ten minutes
+    // ran out while it waited, go too.
+    let later = now + 2 * SECOND;
+    let failed = send(
+        &db,
+        &service(),
+        "+15005550002",
+        "Your SafeShipper code is 300400",
+        Some(Category::TwoFactor),
+        later,
+    )
+    .await;
+    simulated(&db).try_execute_task(later).await.expect("tried");
+    let view = outbox::find(&db, &key(), &failed.sid)
+        .await
+        .expect("db")
+        .expect("kept");
+    assert_eq!(view.status, MessageStatus::Failed);
+    assert_eq!(stored_body(&db, &failed.sid).await, "");
+    let stale = send(
+        &db,
+        &service(),
+        &number(11),
+        "Your SafeShipper code is 500600",
+        Some(Category::TwoFactor),
+        later,
+    )
+    .await;
+    let step = simulated(&db)
+        .try_execute_task(later + 601 * SECOND)
+        .await
+        .expect("step");
+    assert_eq!(step.expired, 1);
+    assert_eq!(stored_body(&db, &stale.sid).await, "");
 }
 on_both!(a_two_factor_code_is_removed_as_soon_as_it_has_left);
 

@@ -189,7 +189,7 @@ fn Import(import: ServerAction<ImportConsent>) -> impl IntoView {
             <p class="hint">
                 "CSV with a header naming " <code>"number,action,at,evidence"</code> ": action opt_out or opt_in, at a time "
                 "(2025-06-30T14:05:00Z) or a UTC day, evidence what shows it. One bad row imports nothing; a record older "
-                "than what the ledger holds for its number is kept out and listed. Audited."
+                "than what the ledger holds for its number is kept out and listed. At most 5,000 records (250 KB) at a time. Audited."
             </p>
             <ActionForm action=import>
                 <div class="field">

@@ -45,7 +45,7 @@ fn Inbox(
         </p>
         <form method="get" action="/inbox" class="field-row" aria-label="Which replies">
             <label class="check">
-                <input type="checkbox" name="unread" value="1" prop:checked=move || unread_only.get()/>
+                <input type="checkbox" name="unread" value="1" checked=move || unread_only.get()/>
                 " Unread only"
             </label>
             <button type="submit">"Show"</button>

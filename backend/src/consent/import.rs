@@ -22,7 +22,7 @@ use crate::on_tx;
 use super::{Action, record};
 
 /// Most rows one import takes.
-pub const MAX_ROWS: usize = 10_000;
+pub const MAX_ROWS: usize = 5_000;
 /// Most problems an answer lists.
 const MAX_PROBLEMS: usize = 20;
 
@@ -176,6 +176,9 @@ pub async fn import(
     rows.sort_by_key(|r| (r.at, r.line));
     let source = format!("import:{}", actor.label);
     let mut tx = db.begin().await?;
+    // Before reading what the ledger holds: a STOP arriving meanwhile waits, and is then later
+    // than every imported record.
+    super::lock_ledger(&mut tx).await?;
     let mut latest: HashMap<String, Option<i64>> = HashMap::new();
     let mut report = Report::default();
     for row in &rows {

@@ -354,18 +354,25 @@ pub async fn record(
 /// The last entry's hash (the chain's start when there is none), once this transaction holds
 /// the ledger's append turn.
 async fn last_hash(tx: &mut Tx) -> Result<String, DbError> {
-    if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(LEDGER_LOCK)
-            .execute(&mut **t)
-            .await?;
-    }
+    lock_ledger(tx).await?;
     let last: Option<Option<String>> = on_tx!(tx, |conn| sqlx::query_scalar(
         "SELECT entry_hash FROM consent_events ORDER BY id DESC LIMIT 1"
     )
     .fetch_optional(conn)
     .await?);
     Ok(last.flatten().unwrap_or_else(|| GENESIS.to_owned()))
+}
+
+/// Takes the ledger's append turn for the rest of `tx` (SQLite's writer lock is the turn there):
+/// what the transaction reads of the ledger from now on cannot change under it.
+pub(crate) async fn lock_ledger(tx: &mut Tx) -> Result<(), DbError> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LEDGER_LOCK)
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The PostgreSQL advisory lock appends take (an arbitrary constant: "consent" in ASCII).
@@ -508,37 +515,60 @@ pub async fn receive(
     masked: &str,
     at: i64,
 ) -> Result<Received, DbError> {
-    let mut tx = db.begin().await?;
-    let keyword = m.keyword.as_str();
-    let inserted: Option<i64> = on_tx!(&mut tx, |conn| sqlx::query_scalar(
-        "INSERT INTO inbound_messages
-             (sid, from_hash, from_encrypted, from_masked, to_number, body, keyword, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (sid) DO NOTHING
-         RETURNING id"
-    )
-    .bind(m.sid)
-    .bind(key.lookup_hash(m.from))
-    .bind(key.encrypt(m.from))
-    .bind(masked)
-    .bind(m.to)
-    .bind(m.body)
-    .bind(keyword)
-    .bind(at)
-    .fetch_optional(conn)
-    .await?);
-    if inserted.is_none() {
-        return Ok(Received::Replay);
-    }
     let action = match m.keyword {
         Keyword::OptOut => Some(Action::OptOut),
         Keyword::OptIn => Some(Action::OptIn),
         Keyword::Help | Keyword::Other => None,
     };
-    if let Some(action) = action {
-        let source = format!("inbound:{}", m.sid);
-        record(&mut tx, key, m.from, action, &source, m.body, at).await?;
+    const INSERT: &str = "INSERT INTO inbound_messages
+             (sid, from_hash, from_encrypted, from_masked, to_number, body, keyword, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (sid) DO NOTHING
+         RETURNING id";
+    let (hash, encrypted, keyword) = (
+        key.lookup_hash(m.from),
+        key.encrypt(m.from),
+        m.keyword.as_str(),
+    );
+    let Some(action) = action else {
+        // A reply for the inbox: one statement, no transaction around it.
+        let _turn = db.write_turn().await;
+        let inserted: Option<i64> = on_db!(db, |pool| sqlx::query_scalar(INSERT)
+            .bind(m.sid)
+            .bind(&hash)
+            .bind(&encrypted)
+            .bind(masked)
+            .bind(m.to)
+            .bind(m.body)
+            .bind(keyword)
+            .bind(at)
+            .fetch_optional(pool)
+            .await?);
+        return Ok(match inserted {
+            Some(_) => Received::New { consent: None },
+            None => Received::Replay,
+        });
+    };
+    // A keyword: the message and its ledger entry together.
+    let mut tx = db.begin().await?;
+    let inserted: Option<i64> = on_tx!(&mut tx, |conn| sqlx::query_scalar(INSERT)
+        .bind(m.sid)
+        .bind(&hash)
+        .bind(&encrypted)
+        .bind(masked)
+        .bind(m.to)
+        .bind(m.body)
+        .bind(keyword)
+        .bind(at)
+        .fetch_optional(conn)
+        .await?);
+    if inserted.is_none() {
+        return Ok(Received::Replay);
     }
+    let source = format!("inbound:{}", m.sid);
+    record(&mut tx, key, m.from, action, &source, m.body, at).await?;
     tx.commit().await?;
-    Ok(Received::New { consent: action })
+    Ok(Received::New {
+        consent: Some(action),
+    })
 }
