@@ -174,6 +174,7 @@ impl Db {
         Ok(())
     }
 
+    /// Starts a transaction.
     /// The writer's turn for one statement outside a transaction: SQLite's single writer is
     /// taken in turns by this process (as [`Db::begin`] does); PostgreSQL needs none.
     pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
@@ -183,15 +184,11 @@ impl Db {
         }
     }
 
-    /// Starts a transaction. On SQLite it takes the writer's turn in this process, and the
-    /// database's write lock from its first statement (`BEGIN IMMEDIATE`): a transaction that
-    /// reads and then writes can then not be refused because another process (the command
-    /// line beside a running server) wrote in between; it waits up to the busy timeout instead.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(match self {
             Db::Sqlite(pool, lock) => {
                 let guard = lock.0.clone().lock_owned().await;
-                Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?, guard)
+                Tx::Sqlite(pool.begin().await?, guard)
             }
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
