@@ -30,6 +30,9 @@ pub struct Redacted {
 /// Moves a periodic job's due time on by `period` if it is due at `now`: true for exactly one
 /// caller per period, whatever the number of instances asking (a conditional update).
 pub async fn claim(db: &Db, name: &str, now: i64, period: i64) -> Result<bool, DbError> {
+    // In turn with this process's transactions (SQLite), so none of them finds the database
+    // changed under it between its first read and its first write.
+    let _turn = db.write_turn().await;
     let won = on_db!(db, |pool| sqlx::query(
         "UPDATE periodic_jobs SET due_at = $1 WHERE name = $2 AND due_at <= $3"
     )

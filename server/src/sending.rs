@@ -248,10 +248,12 @@ impl Sending {
     }
 }
 
-/// Bodies past the retention period in Settings are removed: every instance asks each minute,
-/// and one of them runs the job per period (`backend::retention`).
+/// Bodies past the retention period in Settings are removed: every instance asks each minute
+/// (the first time a minute after start-up), and one of them runs the job per period
+/// (`backend::retention`).
 async fn remove_old_bodies(db: Db, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let minute = Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
