@@ -3,7 +3,8 @@
 #  - segment counting (criterion) vs Twilio's JS calculator, on tools/bench/bodies.json;
 #  - X-Twilio-Signature validation of a 10-parameter status callback (criterion) vs twilio-python.
 #  - sending: JSON API intake (messages/s, p50/p99 at 1,000 req/s), dispatch to a local fake
-#    Twilio against a plain HTTP client on the same fake;
+#    Twilio against a plain HTTP client on the same fake, signed incoming-message webhooks (per
+#    second, p50/p99);
 #  - the delivery log with 1,000,000 messages: each filter's page and counts, p50/p95;
 #  - the console: release wasm size, and keystroke-to-counter time for a 1,600-character body in
 #    Chromium (scripts/e2e.sh --measure).
@@ -37,7 +38,7 @@ rows.append(("signature check, 10-param status callback", ours, "twilio-python R
 for label, ours, other, theirs in rows:
     print(f"{label:45} smsdesk {ours:10.3f} us   {other} {theirs:10.3f} us   x{theirs / ours:,.0f}")
 PY
-say "sending: intake through the JSON API, dispatch to a local fake Twilio (release build, SQLite)"
+say "sending: intake through the JSON API, dispatch to a local fake Twilio, signed inbound webhooks (release build, SQLite)"
 cargo bench --locked -p server --bench sending
 say "the delivery log at size: 1,000,000 messages seeded into SQLite and PostgreSQL, each filter's page and counts (p50/p95)"
 cargo bench --locked -p backend --bench log
