@@ -65,8 +65,8 @@ pub struct Filter {
     pub default_sender: Option<String>,
     /// Twilio's error code.
     pub error_code: Option<i64>,
-    /// Text the body contains (any case for ASCII letters). Two-factor messages, whose bodies
-    /// hold codes, are never found by their text.
+    /// Text the body contains, in any case. Two-factor messages, whose bodies hold codes, are
+    /// never found by their text.
     pub text: Option<String>,
     /// Written at or after / before these times, µs UTC.
     pub created_from: Option<i64>,
@@ -191,6 +191,30 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// The same filter over the daily totals (its status choice left out), when they can answer
+    /// it exactly.
+    pub fn as_totals(&self) -> Option<crate::totals::Filter> {
+        let whole_day = |t: Option<i64>| t.is_none_or(crate::totals::is_day_start);
+        let narrowed_by_message = self.to_hash.is_some()
+            || self.from.is_some()
+            || self.text.as_deref().is_some_and(|t| !t.is_empty())
+            || self.sent_from.is_some()
+            || self.sent_until.is_some();
+        if narrowed_by_message || !whole_day(self.created_from) || !whole_day(self.created_until) {
+            return None;
+        }
+        Some(crate::totals::Filter {
+            template_key: self.template_key.clone(),
+            category: self.category,
+            source: self.source.as_ref().map(ToString::to_string),
+            error_code: self.error_code,
+            from_day: self.created_from,
+            until_day: self.created_until,
+        })
+    }
+}
+
 /// One page of the log, newest first, and the cursors to the pages beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -210,6 +234,10 @@ enum Param {
 struct Conditions {
     sql: Vec<String>,
     params: Vec<Param>,
+    /// SQLite: the placeholder of a text search through the body index. The query then reads the
+    /// index's hits newest first and each hit's message (so a page of a common text stops after
+    /// a page of hits, and a rare text reads only its few).
+    hits: Option<String>,
 }
 
 impl Conditions {
@@ -217,6 +245,7 @@ impl Conditions {
         let mut c = Conditions {
             sql: Vec::new(),
             params: Vec::new(),
+            hits: None,
         };
         if with_status && let Some(status) = filter.status {
             let names: Vec<String> = status
@@ -255,16 +284,30 @@ impl Conditions {
             c.sql.push(format!("error_code = {n}"));
         }
         if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
-            let n = c.bind(Param::Text(format!("%{}%", escape_like(text))));
-            // SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's ILIKE does the same.
-            let like = match db {
-                Db::Sqlite(..) => "LIKE",
-                Db::Postgres(_) => "ILIKE",
-            };
-            let two_factor = c.bind(Param::Text(Category::TwoFactor.as_str().to_owned()));
-            c.sql.push(format!(
-                "body {like} {n} ESCAPE '\\' AND (category IS NULL OR category <> {two_factor})"
-            ));
+            // Found through the trigram index of the bodies (migration 0012), which leaves
+            // two-factor bodies out: the condition names that literally, as the index does.
+            let two_factor = Category::TwoFactor.as_str();
+            match db {
+                // FTS5's trigrams need three characters; a phrase of them is the text itself,
+                // in any case.
+                Db::Sqlite(..) if text.chars().count() >= 3 => {
+                    let n = c.bind(Param::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+                    c.hits = Some(n);
+                }
+                // SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's ILIKE of all.
+                Db::Sqlite(..) => {
+                    let n = c.bind(Param::Text(format!("%{}%", escape_like(text))));
+                    c.sql.push(format!(
+                        "body LIKE {n} ESCAPE '\\' AND category IS NOT '{two_factor}'"
+                    ));
+                }
+                Db::Postgres(_) => {
+                    let n = c.bind(Param::Text(format!("%{}%", escape_like(text))));
+                    c.sql.push(format!(
+                        "body ILIKE {n} ESCAPE '\\' AND category IS DISTINCT FROM '{two_factor}'"
+                    ));
+                }
+            }
         }
         for (value, op, column) in [
             (filter.created_from, ">=", "created_at"),
@@ -284,6 +327,26 @@ impl Conditions {
     fn bind(&mut self, p: Param) -> String {
         self.params.push(p);
         format!("${}", self.params.len())
+    }
+
+    /// What the query reads: the messages, or the body index's hits joined to their messages.
+    fn from_clause(&self) -> String {
+        match &self.hits {
+            None => "messages".to_owned(),
+            Some(n) => format!(
+                "(SELECT rowid AS hit FROM message_bodies WHERE message_bodies MATCH {n}) AS hits
+                 JOIN messages ON messages.id = hits.hit"
+            ),
+        }
+    }
+
+    /// The message id column to order and page by (the hit's, so the index reads in order).
+    fn id_column(&self) -> &'static str {
+        if self.hits.is_some() {
+            "hits.hit"
+        } else {
+            "id"
+        }
     }
 
     fn where_clause(&self) -> String {
@@ -329,24 +392,26 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<MessageView>, DbError> {
     let mut c = Conditions::new(db, filter, true);
+    let id = c.id_column();
     // Newer pages are read oldest first from the cursor (so the page is the one right after
     // it), then turned around.
     let order = match cursor {
-        Some(Cursor::Older(id)) => {
-            let n = c.bind(Param::Int(id));
-            c.sql.push(format!("id < {n}"));
+        Some(Cursor::Older(before)) => {
+            let n = c.bind(Param::Int(before));
+            c.sql.push(format!("{id} < {n}"));
             "DESC"
         }
-        Some(Cursor::Newer(id)) => {
-            let n = c.bind(Param::Int(id));
-            c.sql.push(format!("id > {n}"));
+        Some(Cursor::Newer(after)) => {
+            let n = c.bind(Param::Int(after));
+            c.sql.push(format!("{id} > {n}"));
             "ASC"
         }
         None => "DESC",
     };
     let n = c.bind(Param::Int(i64::from(limit)));
     let sql = format!(
-        "SELECT {VIEW_COLUMNS} FROM messages {} ORDER BY id {order} LIMIT {n}",
+        "SELECT {VIEW_COLUMNS} FROM {} {} ORDER BY {id} {order} LIMIT {n}",
+        c.from_clause(),
         c.where_clause()
     );
     let rows = on_db!(db, |pool| bind_all!(
@@ -405,10 +470,17 @@ pub async fn page(
 
 /// How many messages match `filter` in each status (its own status choice left out, so the
 /// counts say what each choice would show), in [`MessageStatus::ALL`]'s order, zeros left out.
+/// Filters the daily totals can answer are counted from them (`crate::totals`: a few thousand
+/// rows); the others (recipient, sender, text, time of sending, a bound within a day) from the
+/// messages.
 pub async fn counts(db: &Db, filter: &Filter) -> Result<Vec<(MessageStatus, i64)>, DbError> {
+    if let Some(totals) = filter.as_totals() {
+        return crate::totals::by_status(db, &totals).await;
+    }
     let c = Conditions::new(db, filter, false);
     let sql = format!(
-        "SELECT status, COUNT(*), MIN(id) FROM messages {} GROUP BY status",
+        "SELECT status, COUNT(*), MIN(id) FROM {} {} GROUP BY status",
+        c.from_clause(),
         c.where_clause()
     );
     let rows: Vec<(String, i64, i64)> = on_db!(db, |pool| bind_all!(
@@ -430,8 +502,12 @@ pub async fn counts(db: &Db, filter: &Filter) -> Result<Vec<(MessageStatus, i64)
 pub async fn count_newer(db: &Db, filter: &Filter, id: i64) -> Result<i64, DbError> {
     let mut c = Conditions::new(db, filter, true);
     let n = c.bind(Param::Int(id));
-    c.sql.push(format!("id > {n}"));
-    let sql = format!("SELECT COUNT(*) FROM messages {}", c.where_clause());
+    c.sql.push(format!("{} > {n}", c.id_column()));
+    let sql = format!(
+        "SELECT COUNT(*) FROM {} {}",
+        c.from_clause(),
+        c.where_clause()
+    );
     Ok(on_db!(db, |pool| bind_all!(
         sqlx::query_scalar::<_, i64>(&sql),
         &c.params

@@ -22,6 +22,7 @@ pub mod telemetry;
 pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod totals;
 pub mod twilio;
 pub mod users;
 pub mod worker;

@@ -214,6 +214,8 @@ pub async fn messages(
         let mut tx = db.begin().await?;
         insert(&mut tx, &json).await?;
         tx.commit().await?;
+        // Folded as it goes, so the changes to the totals never pile up.
+        crate::totals::fold(db).await?;
         written += n;
         progress(written);
     }

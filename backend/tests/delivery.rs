@@ -97,6 +97,14 @@ fn simulated(db: &Db) -> Worker {
     )
 }
 
+/// The UTC day of a time, as the log's date filters write it.
+fn day(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .expect("a time")
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 fn parse(pairs: &[(&str, &str)]) -> Filter {
     Filter::parse(
         &LogQuery::from_pairs(pairs.iter().copied()),
@@ -219,12 +227,6 @@ async fn filters_combine_and_counts_say_what_each_status_would_show(db: Db) {
         vec![code.sid.clone()]
     );
     // Days are UTC days, both ends included.
-    let day = |micros: i64| {
-        chrono::DateTime::from_timestamp_micros(micros)
-            .unwrap()
-            .format("%Y-%m-%d")
-            .to_string()
-    };
     let yesterday_only = parse(&[("date_from", &day(yesterday)), ("date_to", &day(yesterday))]);
     assert_eq!(sids(&db, &yesterday_only).await, vec![old.sid.clone()]);
     assert_eq!(
@@ -325,6 +327,45 @@ async fn pages_walk_older_and_newer_without_gaps_or_repeats(db: Db) {
         .expect("page");
     assert_eq!(ids(&back), [id(3), id(2), id(1)]);
     assert_eq!((back.newer, back.older), (Some(id(3)), Some(id(1))));
+
+    // Through the text index the same: every other message says "Gate B", in its own case.
+    let mut gate = Vec::new();
+    for n in 0..5 {
+        let body = if n % 2 == 0 {
+            "Wait at GATE B"
+        } else {
+            "Wait at gate b"
+        };
+        gate.push(send(&db, &service(), &number(n), body, None, t0).await.id);
+        send(&db, &service(), &number(n), "Wait at the dock", None, t0).await;
+    }
+    let g = Filter {
+        text: Some("Gate B".to_owned()),
+        ..Filter::default()
+    };
+    let first = delivery::page(&db, &key(), &g, None, 2)
+        .await
+        .expect("page");
+    assert_eq!(ids(&first), [gate[4], gate[3]]);
+    let second = delivery::page(&db, &key(), &g, Some(Cursor::Older(gate[3])), 2)
+        .await
+        .expect("page");
+    assert_eq!(ids(&second), [gate[2], gate[1]]);
+    assert_eq!((second.newer, second.older), (Some(gate[2]), Some(gate[1])));
+    let back = delivery::page(&db, &key(), &g, Some(Cursor::Newer(gate[1])), 2)
+        .await
+        .expect("page");
+    assert_eq!(ids(&back), [gate[3], gate[2]]);
+    assert_eq!(
+        delivery::count_newer(&db, &g, gate[1])
+            .await
+            .expect("count"),
+        3
+    );
+    assert_eq!(
+        delivery::counts(&db, &g).await.expect("counts"),
+        vec![(MessageStatus::Accepted, 5)]
+    );
 }
 on_both!(pages_walk_older_and_newer_without_gaps_or_repeats);
 
@@ -575,6 +616,11 @@ async fn bodies_past_retention_are_removed_once_per_period_and_audited(db: Db) {
     );
     assert_eq!(stored_body(&db, &waiting.sid).await, "");
     assert_eq!(stored_body(&db, &recent.sid).await, "Dock 9 at one");
+    // A removed text is not found by its words either (it left the text index with the body).
+    assert_eq!(
+        sids(&db, &parse(&[("text", "DOCK")])).await,
+        vec![recent.sid.clone()]
+    );
     // A removed text cannot be sent again.
     let refused = delivery::retry(&db, &failed.sid, &audit::Actor::system(), later)
         .await
@@ -848,3 +894,116 @@ async fn replies_are_threaded_with_the_last_message_sent_and_read_or_unread(db: 
     );
 }
 on_both!(replies_are_threaded_with_the_last_message_sent_and_read_or_unread);
+
+/// What the messages say, read one by one: the oracle for the totals (the filter's own status
+/// choice left out, as counts leave it out).
+async fn tallied(db: &Db, filter: &Filter) -> Vec<(MessageStatus, i64)> {
+    let filter = Filter {
+        status: None,
+        ..filter.clone()
+    };
+    let all = delivery::list(db, &key(), &filter, None, 10_000)
+        .await
+        .expect("listed");
+    MessageStatus::ALL
+        .iter()
+        .map(|s| (*s, all.iter().filter(|m| m.status == *s).count() as i64))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+async fn the_daily_totals_count_what_the_messages_say_folded_or_not(db: Db) {
+    open(&db).await;
+    let t0 = now_micros();
+    let yesterday = t0 - DAY;
+    // Many rows in a few statements (each statement's rows are totalled together), over days.
+    backend::seed::messages(
+        &db,
+        &key(),
+        &backend::seed::Spec {
+            count: 400,
+            days: 3,
+            now: t0,
+            seed: 11,
+        },
+        |_| {},
+    )
+    .await
+    .expect("seeded");
+    send(&db, &service(), &number(1), "Yesterday's", None, yesterday).await;
+    send(
+        &db,
+        &alice(),
+        &number(2),
+        "Leaving",
+        Some(Category::Driver),
+        t0,
+    )
+    .await;
+    let unreachable = send(&db, &service(), "+15005550002", "Twice", None, t0).await;
+    send(&db, &alice(), "+15005550004", "To a STOP", None, t0).await;
+    let waiting = send(&db, &service(), &number(3), "Later", None, t0).await;
+    let filters = [
+        Filter::default(),
+        parse(&[("status", "failed")]),
+        parse(&[("category", "driver")]),
+        parse(&[("source", "alice@safeshipper.example")]),
+        parse(&[("template", "driver_route_change")]),
+        parse(&[("error_code", "30005")]),
+        parse(&[("date_from", &day(yesterday)), ("date_to", &day(yesterday))]),
+        parse(&[("date_from", &day(t0)), ("source", &service().to_string())]),
+        parse(&[("category", "two_factor"), ("date_to", &day(yesterday))]),
+    ];
+    let check = |when: &'static str| {
+        let db = db.clone();
+        let filters = filters.clone();
+        async move {
+            for filter in &filters {
+                let totals = filter.as_totals().expect("the totals answer this filter");
+                let counted = backend::totals::by_status(&db, &totals)
+                    .await
+                    .expect("totals");
+                assert_eq!(counted, tallied(&db, filter).await, "{when}: {filter:?}");
+                assert_eq!(
+                    delivery::counts(&db, filter).await.expect("counts"),
+                    counted
+                );
+            }
+        }
+    };
+    check("as written").await;
+    assert!(backend::totals::fold(&db).await.expect("folded") > 0);
+    check("folded").await;
+    assert_eq!(backend::totals::fold(&db).await.expect("folded"), 0);
+
+    // The worker changes statuses (sent, failed with codes); retried and canceled messages
+    // move again.
+    let worker = simulated(&db);
+    worker.try_execute_task(t0).await.expect("step");
+    check("sent, not folded").await;
+    let actor = audit::Actor::user(1, "dispatch@safeshipper.example");
+    delivery::retry(&db, &unreachable.sid, &actor, t0 + SECOND)
+        .await
+        .expect("db")
+        .expect("retried");
+    let later = send(&db, &service(), &number(4), "Not yet", None, t0 + DAY).await;
+    delivery::cancel(&db, &later.sid, &actor, t0 + SECOND)
+        .await
+        .expect("db")
+        .expect("canceled");
+    check("retried and canceled").await;
+    backend::totals::fold(&db).await.expect("folded");
+    check("folded again").await;
+    assert!(!waiting.sid.is_empty());
+
+    // A recipient, a sender, text, sending times and bounds within a day are the messages' own:
+    // counted from them.
+    for pairs in [
+        vec![("to", "(415) 555-2002")],
+        vec![("text", "depot")],
+        vec![("date_from", "2026-11-30T08:00:00Z")],
+    ] {
+        assert_eq!(parse(&pairs).as_totals(), None, "{pairs:?}");
+    }
+}
+on_both!(the_daily_totals_count_what_the_messages_say_folded_or_not);

@@ -243,6 +243,7 @@ impl Sending {
             self.db.clone(),
             stop.clone(),
         )));
+        tasks.push(tokio::spawn(fold_totals(self.db.clone(), stop.clone())));
         tasks.push(tokio::spawn(forget_idempotency_keys(self.db.clone(), stop)));
         tasks
     }
@@ -302,6 +303,27 @@ async fn run_worker(worker: Worker, wake: Arc<Notify>, mut stop: watch::Receiver
         }
     }
     tracing::info!("the worker stopped");
+}
+
+/// The changes to the daily totals are folded into them every few seconds
+/// (`backend::totals`), so the log's counts read a few thousand rows.
+async fn fold_totals(db: Db, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_micros(backend::totals::FOLD_EVERY as u64);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = backend::totals::fold(&db).await {
+                    tracing::warn!(error = %e, "could not fold the changes into the message totals; trying again in a few seconds");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
 }
 
 /// Idempotency keys (and the answers stored with them) are kept a day: forgotten every ten
