@@ -12,6 +12,7 @@ pub mod keywords;
 pub mod money;
 #[cfg(feature = "phone")]
 pub mod phone;
+pub mod pricing;
 pub mod ratelimit;
 pub mod redact;
 pub mod segments;
