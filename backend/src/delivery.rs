@@ -330,7 +330,7 @@ impl Conditions {
     }
 
     /// What the query reads: the messages, or the body index's hits joined to their messages.
-    fn from_clause(&self) -> String {
+    fn source_clause(&self) -> String {
         match &self.hits {
             None => "messages".to_owned(),
             Some(n) => format!(
@@ -411,7 +411,7 @@ pub async fn list(
     let n = c.bind(Param::Int(i64::from(limit)));
     let sql = format!(
         "SELECT {VIEW_COLUMNS} FROM {} {} ORDER BY {id} {order} LIMIT {n}",
-        c.from_clause(),
+        c.source_clause(),
         c.where_clause()
     );
     let rows = on_db!(db, |pool| bind_all!(
@@ -480,7 +480,7 @@ pub async fn counts(db: &Db, filter: &Filter) -> Result<Vec<(MessageStatus, i64)
     let c = Conditions::new(db, filter, false);
     let sql = format!(
         "SELECT status, COUNT(*), MIN(id) FROM {} {} GROUP BY status",
-        c.from_clause(),
+        c.source_clause(),
         c.where_clause()
     );
     let rows: Vec<(String, i64, i64)> = on_db!(db, |pool| bind_all!(
@@ -505,7 +505,7 @@ pub async fn count_newer(db: &Db, filter: &Filter, id: i64) -> Result<i64, DbErr
     c.sql.push(format!("{} > {n}", c.id_column()));
     let sql = format!(
         "SELECT COUNT(*) FROM {} {}",
-        c.from_clause(),
+        c.source_clause(),
         c.where_clause()
     );
     Ok(on_db!(db, |pool| bind_all!(
