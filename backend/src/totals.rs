@@ -49,6 +49,15 @@ pub fn is_day_start(micros: i64) -> bool {
 /// Moves every change appended so far into the totals; answers how many change rows it folded
 /// (0 also when another instance is folding at the same moment: its fold takes them).
 pub async fn fold(db: &Db) -> Result<u64, DbError> {
+    // Nothing to fold: no write (and no writer's turn taken from anyone else).
+    let pending: Option<i64> = on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT id FROM message_total_changes LIMIT 1"
+    )
+    .fetch_optional(pool)
+    .await?);
+    if pending.is_none() {
+        return Ok(0);
+    }
     let mut tx = db.begin().await?;
     let sums = "SUM(messages), SUM(segments), SUM(price_micros), SUM(estimated_micros)";
     let upsert = format!(

@@ -309,7 +309,7 @@ async fn run_worker(worker: Worker, wake: Arc<Notify>, mut stop: watch::Receiver
 /// (`backend::totals`), so the log's counts read a few thousand rows.
 async fn fold_totals(db: Db, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_micros(backend::totals::FOLD_EVERY as u64);
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

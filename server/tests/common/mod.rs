@@ -105,13 +105,16 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
     let app = Application::build(settings).await.expect("smsdesk builds");
     let address = app.address();
     let sending = app.sending.clone();
+    // The server's own pool: a test's writes take turns with the server's (SQLite's single
+    // writer), as another part of the same process would.
+    let db = sending.db.clone();
     let password_checks = app.password_checks.clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address,
         sending,
         password_checks,
-        db: database.db.clone(),
+        db,
         _database: database,
     }
 }
