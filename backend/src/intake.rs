@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use domain::money::Money;
 use domain::phone::PhoneNumber;
 use domain::segments::{MAX_BODY_CHARS, SegmentedMessage};
 use domain::sending::SendingSettings;
@@ -127,6 +128,9 @@ pub struct Prepared {
     pub smart_encoded: bool,
     pub validity_seconds: Option<u32>,
     pub sender: Option<String>,
+    /// Segments × the price table's price for the country (and sender), µ$; `None` without a
+    /// price for the country.
+    pub estimated_micros: Option<i64>,
 }
 
 /// Each submission's outcome, in the order given.
@@ -498,13 +502,20 @@ fn check_message(
         None => default_validity,
     };
     debug_assert!(body.chars().count() <= MAX_BODY_CHARS);
+    let segments = u32::try_from(analyzed.segment_count()).unwrap_or(u32::MAX);
+    let price = domain::pricing::lookup(
+        &settings.prices,
+        number.region(),
+        sender.as_deref().map(domain::sending::SenderKind::of),
+    );
     Ok(Prepared {
         e164: number.e164().to_owned(),
         to_hash,
         region: number.region().to_owned(),
         masked: number.masked(),
         encoding: analyzed.encoding().as_str(),
-        segments: u32::try_from(analyzed.segment_count()).unwrap_or(u32::MAX),
+        segments,
+        estimated_micros: domain::pricing::estimate(segments, price).map(Money::micros),
         body,
         template_key,
         category,

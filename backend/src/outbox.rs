@@ -139,6 +139,7 @@ struct NewRow<'a> {
     smart_encoded: bool,
     validity_until: Option<i64>,
     source: String,
+    estimated_micros: Option<i64>,
 }
 
 /// A message's first event.
@@ -151,7 +152,8 @@ struct NewEventRow {
 /// The columns of a row set read from JSON, for PostgreSQL's `jsonb_to_recordset`.
 const ROW_TYPES: &str = "sid text, to_encrypted text, to_hash text, to_masked text, to_region text,
     sender text, body text, template_key text, category text, priority bigint, encoding text,
-    segments bigint, smart_encoded boolean, validity_until bigint, source text";
+    segments bigint, smart_encoded boolean, validity_until bigint, source text,
+    estimated_micros bigint";
 
 /// Writes messages (from one or several sources) with their first events in the caller's
 /// transaction: two statements whatever their number, the rows travelling as one JSON
@@ -185,12 +187,13 @@ pub async fn insert_many(
             smart_encoded: p.smart_encoded,
             validity_until: p.validity_seconds.map(|s| now + i64::from(s) * 1_000_000),
             source: source.to_string(),
+            estimated_micros: p.estimated_micros,
         })
         .collect();
     let rows = serde_json::to_string(&rows).expect("rows serialize");
     const COLUMNS: &str = "sid, to_encrypted, to_hash, to_masked, to_region, sender, body,
         template_key, category, priority, encoding, segments, smart_encoded, validity_until,
-        state, status, due_at, source, created_at, updated_at";
+        state, status, due_at, source, created_at, updated_at, estimated_micros";
     let returned: Vec<(i64, String)> = match tx {
         Tx::Sqlite(t, _) => {
             sqlx::query_as(&format!(
@@ -200,7 +203,8 @@ pub async fn insert_many(
                         r.value ->> 'body', r.value ->> 'template_key', r.value ->> 'category',
                         r.value ->> 'priority', r.value ->> 'encoding', r.value ->> 'segments',
                         r.value ->> 'smart_encoded', r.value ->> 'validity_until',
-                        'waiting', 'accepted', $2, r.value ->> 'source', $2, $2
+                        'waiting', 'accepted', $2, r.value ->> 'source', $2, $2,
+                        r.value ->> 'estimated_micros'
                    FROM json_each($1) r ORDER BY r.key
                  RETURNING id, sid"
             ))
@@ -214,7 +218,8 @@ pub async fn insert_many(
                 "INSERT INTO messages ({COLUMNS})
                  SELECT sid, to_encrypted, to_hash, to_masked, to_region, sender, body,
                         template_key, category, priority, encoding, segments, smart_encoded,
-                        validity_until, 'waiting', 'accepted', $2, source, $2, $2
+                        validity_until, 'waiting', 'accepted', $2, source, $2, $2,
+                        estimated_micros
                    FROM jsonb_to_recordset($1::text::jsonb) AS r({ROW_TYPES})
                  RETURNING id, sid"
             ))
@@ -423,6 +428,8 @@ pub struct MessageView {
     pub error_code: Option<i64>,
     pub error_message: Option<String>,
     pub price_micros: Option<i64>,
+    /// What intake estimated it to cost (segments × the price table's price), µ$.
+    pub estimated_micros: Option<i64>,
     pub validity_until: Option<i64>,
     pub due_at: i64,
     pub created_at: i64,
@@ -461,6 +468,7 @@ impl MessageView {
             error_code: None,
             error_message: None,
             price_micros: None,
+            estimated_micros: p.estimated_micros,
             validity_until: p.validity_seconds.map(|s| now + i64::from(s) * 1_000_000),
             due_at: a.created_at,
             created_at: a.created_at,
@@ -492,6 +500,7 @@ pub(crate) struct ViewRow {
     error_code: Option<i64>,
     error_message: Option<String>,
     price_micros: Option<i64>,
+    estimated_micros: Option<i64>,
     validity_until: Option<i64>,
     due_at: i64,
     created_at: i64,
@@ -503,8 +512,8 @@ pub(crate) struct ViewRow {
 pub(crate) const VIEW_COLUMNS: &str =
     "id, sid, to_encrypted, to_masked, sender, body, template_key, category,
     priority, encoding, segments, status, state, source, attempts, provider_sid, error_code,
-    error_message, price_micros, validity_until, due_at, created_at, updated_at, dispatched_at,
-    redacted_at";
+    error_message, price_micros, estimated_micros, validity_until, due_at, created_at, updated_at,
+    dispatched_at, redacted_at";
 
 impl ViewRow {
     /// The view of a stored row. A value this code cannot read (a newer version's state, a
@@ -564,6 +573,7 @@ impl ViewRow {
             error_code: self.error_code,
             error_message: self.error_message,
             price_micros: self.price_micros,
+            estimated_micros: self.estimated_micros,
             validity_until: self.validity_until,
             due_at: self.due_at,
             created_at: self.created_at,

@@ -226,7 +226,10 @@ const COLUMNS: &str =
     "sid, to_encrypted, to_hash, to_masked, to_region, sender, body, template_key,
     category, priority, encoding, segments, smart_encoded, state, status, due_at, attempts,
     dispatched_at, provider_sid, error_code, error_message, price_micros, source, created_at,
-    updated_at";
+    updated_at, estimated_micros";
+
+/// What each seeded message (one GSM-7 segment to the US) was estimated at: the US list price.
+const ESTIMATE_MICROS: i64 = 8_300;
 
 async fn insert(tx: &mut Tx, json: &str) -> Result<(), DbError> {
     match tx {
@@ -240,7 +243,8 @@ async fn insert(tx: &mut Tx, json: &str) -> Result<(), DbError> {
                         r.value ->> 'created_at', 1, r.value ->> 'dispatched_at',
                         'SM' || substr(r.value ->> 'sid', 3), r.value ->> 'error_code',
                         r.value ->> 'error_message', r.value ->> 'price_micros',
-                        r.value ->> 'source', r.value ->> 'created_at', r.value ->> 'dispatched_at'
+                        r.value ->> 'source', r.value ->> 'created_at', r.value ->> 'dispatched_at',
+                        {ESTIMATE_MICROS}
                    FROM json_each($1) r ORDER BY r.key"
             ))
             .bind(json)
@@ -253,7 +257,7 @@ async fn insert(tx: &mut Tx, json: &str) -> Result<(), DbError> {
                  SELECT sid, to_encrypted, to_hash, to_masked, 'US', NULL, body, template_key,
                         category, priority, 'GSM-7', 1, FALSE, 'done', status, created_at, 1,
                         dispatched_at, 'SM' || substr(sid, 3), error_code, error_message,
-                        price_micros, source, created_at, dispatched_at
+                        price_micros, source, created_at, dispatched_at, {ESTIMATE_MICROS}
                    FROM jsonb_to_recordset($1::text::jsonb) AS r(sid text, to_encrypted text,
                         to_hash text, to_masked text, body text, template_key text,
                         category text, priority bigint, status text, error_code bigint,

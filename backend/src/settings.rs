@@ -5,7 +5,9 @@
 //! Also the values made once per installation: the Account SID the Twilio-compatible endpoint
 //! expects (Twilio's own when `TWILIO_ACCOUNT_SID` is set) and the simulator's signing token.
 
+use domain::money::Money;
 use domain::phone::PhoneNumber;
+use domain::pricing::SegmentPrice;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -176,6 +178,47 @@ pub fn validate(settings: &SendingSettings) -> Result<(), SettingsError> {
                 "{bad:?} is not a network such as 54.172.60.0/23 or an address such as 2001:db8::1"
             ),
         ));
+    }
+    validate_prices(&this.prices)
+}
+
+/// The most a segment may cost in the price table: Twilio's dearest destinations are well under
+/// a dollar, so more is a slip of the decimal point.
+const MAX_SEGMENT_PRICE: Money = Money::from_micros(5_000_000);
+
+/// Every country a known one, each (country, sender kind) once, each price from $0 to $5.
+fn validate_prices(prices: &[SegmentPrice]) -> Result<(), SettingsError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in prices.iter().enumerate() {
+        let field = format!("prices[{i}]");
+        if !is_known_region(&p.country) {
+            return Err(invalid(
+                &field,
+                format!(
+                    "{:?} is not a two-letter country code such as US",
+                    p.country
+                ),
+            ));
+        }
+        if !seen.insert((p.country.as_str(), domain::pricing::kind_name(p.kind))) {
+            return Err(invalid(
+                &field,
+                format!(
+                    "{} for {} senders is priced twice: keep one row",
+                    p.country,
+                    domain::pricing::kind_name(p.kind)
+                ),
+            ));
+        }
+        if p.per_segment.is_negative() || p.per_segment > MAX_SEGMENT_PRICE {
+            return Err(invalid(
+                &field,
+                format!(
+                    "{} per segment to {} is not a price: write 0 to $5.00 (US list price: $0.0083)",
+                    p.per_segment, p.country
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -386,6 +429,50 @@ mod tests {
             ..SendingSettings::default()
         };
         assert_eq!(validate(&s).unwrap_err().field, "alphanumeric_id");
+    }
+
+    #[test]
+    fn prices_are_checked_and_a_document_without_them_gets_the_list_prices() {
+        let price = |country: &str, kind, micros| SegmentPrice {
+            country: country.to_owned(),
+            kind,
+            per_segment: Money::from_micros(micros),
+        };
+        let with = |prices| SendingSettings {
+            prices,
+            ..SendingSettings::default()
+        };
+        let short = Some(domain::sending::SenderKind::ShortCode);
+        assert_eq!(
+            validate(&with(vec![
+                price("US", None, 8_300),
+                price("US", short, 9_100)
+            ])),
+            Ok(())
+        );
+        assert_eq!(validate(&with(Vec::new())), Ok(()));
+        for (bad, says) in [
+            (vec![price("XX", None, 8_300)], "\"XX\" is not a two-letter"),
+            (
+                vec![price("US", None, 8_300), price("US", None, 8_400)],
+                "priced twice",
+            ),
+            (vec![price("US", None, -1)], "is not a price"),
+            (vec![price("US", None, 5_000_001)], "is not a price"),
+        ] {
+            let e = validate(&with(bad)).unwrap_err();
+            assert!(e.message.contains(says), "{e:?}");
+        }
+        let e = validate(&with(vec![price("US", None, 1), price("ZZ", None, 1)])).unwrap_err();
+        assert_eq!(e.field, "prices[1]");
+        // A document saved before prices existed reads with the list prices.
+        let old: SendingSettings = serde_json::from_str(r#"{"default_region":"US"}"#).unwrap();
+        assert_eq!(old.prices, domain::pricing::starting_prices());
+        let json = serde_json::to_value(&old).unwrap();
+        assert_eq!(
+            json["prices"][2],
+            serde_json::json!({"country": "US", "kind": null, "per_segment_micros": 8300})
+        );
     }
 
     #[test]

@@ -235,6 +235,53 @@ async fn an_accepted_message_is_in_the_outbox_with_its_first_event(db: Db) {
 }
 on_both!(an_accepted_message_is_in_the_outbox_with_its_first_event);
 
+async fn every_message_carries_its_estimate_from_the_price_table(db: Db) {
+    use domain::money::Money;
+    use domain::pricing::SegmentPrice;
+    use domain::sending::SenderKind;
+    let mut s = open_settings();
+    s.extra_senders.push("+18885550100".to_owned());
+    s.prices = vec![
+        SegmentPrice {
+            country: "US".into(),
+            kind: None,
+            per_segment: Money::from_micros(8_300),
+        },
+        SegmentPrice {
+            country: "US".into(),
+            kind: Some(SenderKind::TollFree),
+            per_segment: Money::from_micros(9_000),
+        },
+    ];
+    save(&db, &s).await;
+    let now = now_micros();
+    let estimate = |m: &outbox::MessageView| (m.segments, m.estimated_micros);
+    // One GSM-7 segment: the US price.
+    let one = submit(&db, body_to("+14155552671", "Depot 3 at 9", None), now).await;
+    assert_eq!(estimate(&one), (1, Some(8_300)));
+    // 161 GSM-7 characters are two segments of 153: twice the price.
+    let long = submit(&db, body_to("+14155552671", &"a".repeat(161), None), now).await;
+    assert_eq!(estimate(&long), (2, Some(16_600)));
+    // One character outside GSM-7 makes it UCS-2: 71 characters are two segments of 67.
+    let ucs2 = format!("{}é…✓", "b".repeat(68));
+    let wide = submit(&db, body_to("+14155552671", &ucs2, None), now).await;
+    assert_eq!(
+        (wide.encoding.as_str(), estimate(&wide)),
+        ("UCS-2", (2, Some(16_600)))
+    );
+    // A toll-free sender has its own row; a country without a price has no estimate.
+    let mut from_toll_free = body_to("+14155552671", "Depot 3 at 9", None);
+    from_toll_free.sender = Some("+18885550100".to_owned());
+    let toll_free = submit(&db, from_toll_free, now).await;
+    assert_eq!(estimate(&toll_free), (1, Some(9_000)));
+    let canada = submit(&db, body_to("+16045550123", "Depot 3 at 9", None), now).await;
+    assert_eq!(estimate(&canada), (1, None));
+    // As stored, not only as answered.
+    assert_eq!(view(&db, &long.sid).await.estimated_micros, Some(16_600));
+    assert_eq!(view(&db, &canada.sid).await.estimated_micros, None);
+}
+on_both!(every_message_carries_its_estimate_from_the_price_table);
+
 async fn emergency_goes_first_then_two_factor_then_the_rest_in_order(db: Db) {
     save(&db, &open_settings()).await;
     let fake = FakeTwilio::start().await;

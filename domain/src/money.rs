@@ -159,6 +159,27 @@ impl Money {
         price.0.checked_neg().map(Money).ok_or(MoneyError::Overflow)
     }
 
+    /// A cost as Twilio writes a message's `price`: negated, at least five decimals
+    /// (`$0.0083` is `"-0.00830"`; nothing is `"0.00000"`), the inverse of
+    /// [`Money::from_twilio_price`].
+    pub fn to_twilio_price(self) -> String {
+        let magnitude = self.0.unsigned_abs();
+        let per_dollar = MICROS_PER_DOLLAR.unsigned_abs();
+        let digits = format!("{:06}", magnitude % per_dollar);
+        let decimals = if digits.ends_with('0') {
+            &digits[..5]
+        } else {
+            &digits[..]
+        };
+        let sign = if self.0 > 0 { "-" } else { "" };
+        format!("{sign}{}.{decimals}", magnitude / per_dollar)
+    }
+
+    /// Dollars as a plain decimal string, as the JSON API writes them: `0.0083`, `-1.50`.
+    pub fn to_decimal(self) -> String {
+        self.to_string().replacen('$', "", 1)
+    }
+
     /// `self + other`, or `None` on overflow.
     pub fn checked_add(self, other: Money) -> Option<Money> {
         self.0.checked_add(other.0).map(Money)
@@ -235,6 +256,23 @@ mod tests {
 
     fn parse(input: &str) -> Result<Money, MoneyError> {
         Money::parse(input)
+    }
+
+    #[test]
+    fn twilio_prices_are_negated_with_at_least_five_decimals_and_read_back() {
+        for (micros, twilio) in [
+            (8_300, "-0.00830"),
+            (0, "0.00000"),
+            (1_500_000, "-1.50000"),
+            (8_301, "-0.008301"),
+            (-790, "0.00079"),
+        ] {
+            let money = Money::from_micros(micros);
+            assert_eq!(money.to_twilio_price(), twilio);
+            assert_eq!(Money::from_twilio_price(twilio), Ok(money));
+        }
+        assert_eq!(Money::from_micros(8_300).to_decimal(), "0.0083");
+        assert_eq!(Money::from_micros(-1_500_000).to_decimal(), "-1.50");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct SegmentPrice {
     /// ISO 3166-1 alpha-2, upper case (`US`).
     pub country: String,
     pub kind: Option<SenderKind>,
+    /// µ$ per segment in the settings document (`8300` for $0.0083).
+    #[serde(rename = "per_segment_micros")]
     pub per_segment: Money,
 }
 
@@ -111,16 +113,17 @@ pub fn estimate(segments: u32, price: Option<Money>) -> Option<Money> {
     price?.for_segments(segments)
 }
 
-/// The price that applies to a message to `country` from a sender of `kind`: the row for both,
-/// else the country's row for any sender.
-pub fn lookup(table: &[SegmentPrice], country: &str, kind: SenderKind) -> Option<Money> {
+/// The price that applies to a message to `country` from a sender of `kind` (`None`: the
+/// configured default sender, whose kind intake does not know): the row for both, else the
+/// country's row for any sender.
+pub fn lookup(table: &[SegmentPrice], country: &str, kind: Option<SenderKind>) -> Option<Money> {
     let row = |k: Option<SenderKind>| {
         table
             .iter()
             .find(|p| p.country == country && p.kind == k)
             .map(|p| p.per_segment)
     };
-    row(Some(kind)).or_else(|| row(None))
+    kind.and_then(|k| row(Some(k))).or_else(|| row(None))
 }
 
 /// Twilio's Pricing API answer for one country, the fields smsdesk reads (others are ignored).
@@ -261,14 +264,15 @@ mod tests {
             },
         ];
         assert_eq!(
-            lookup(&table, "US", SenderKind::ShortCode),
+            lookup(&table, "US", Some(SenderKind::ShortCode)),
             Some(usd("0.0091"))
         );
         assert_eq!(
-            lookup(&table, "US", SenderKind::TollFree),
+            lookup(&table, "US", Some(SenderKind::TollFree)),
             Some(usd("0.0083"))
         );
-        assert_eq!(lookup(&table, "CA", SenderKind::LongCode), None);
+        assert_eq!(lookup(&table, "US", None), Some(usd("0.0083")));
+        assert_eq!(lookup(&table, "CA", Some(SenderKind::LongCode)), None);
     }
 
     const TWILIO_US: &str = r#"{

@@ -26,6 +26,9 @@ pub struct SendingSettings {
     pub replies: KeywordReplies,
     /// How long bodies are kept, and where Twilio's webhooks may come from.
     pub data: DataProtection,
+    /// What one outbound segment costs, by country (and kind of sender): every message's
+    /// estimate at intake. A country without a price gets no estimate.
+    pub prices: Vec<crate::pricing::SegmentPrice>,
 }
 
 /// Data protection: bodies are removed after `body_retention_days` (the rest of the record
@@ -155,6 +158,7 @@ impl Default for SendingSettings {
             simulator: SimulatorSettings::default(),
             replies: KeywordReplies::default(),
             data: DataProtection::default(),
+            prices: crate::pricing::starting_prices(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! batch too large, 422 for a message that fails a check, 503 when the database is down (then
 //! nothing was accepted: retry).
 
+use domain::money::Money;
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -277,8 +278,11 @@ pub struct MessageJson {
     attempts: i64,
     error_code: Option<i64>,
     error_message: Option<String>,
-    /// Dollars, as a decimal string (`"0.0083"`), once known.
+    /// What Twilio charged, dollars as a decimal string (`"0.0083"`), once Twilio has said.
     price: Option<String>,
+    /// What smsdesk estimated at intake (segments × its price for the country), dollars as a
+    /// decimal string; `null` when it has no price for the country.
+    estimated_price: Option<String>,
     /// RFC 3339, UTC.
     created_at: String,
     /// RFC 3339, UTC.
@@ -357,12 +361,10 @@ impl From<&MessageView> for MessageJson {
             attempts: m.attempts,
             error_code: m.error_code,
             error_message: m.error_message.clone(),
-            price: m.price_micros.map(|p| {
-                domain::money::Money::from_micros(p)
-                    .to_string()
-                    .trim_start_matches('$')
-                    .to_owned()
-            }),
+            price: m.price_micros.map(|p| Money::from_micros(p).to_decimal()),
+            estimated_price: m
+                .estimated_micros
+                .map(|p| Money::from_micros(p).to_decimal()),
             created_at: micros_rfc3339(m.created_at),
             updated_at: micros_rfc3339(m.updated_at),
             events: None,

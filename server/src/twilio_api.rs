@@ -57,7 +57,7 @@ fn message_json(account_sid: &str, m: &MessageView, from: &str) -> Value {
         "messaging_service_sid": null,
         "num_media": "0",
         "num_segments": m.segments.to_string(),
-        "price": m.price_micros.map(|p| format!("-{}", domain::money::Money::from_micros(p).to_string().trim_start_matches('$'))),
+        "price": m.price_micros.map(|p| domain::money::Money::from_micros(p).to_twilio_price()),
         "price_unit": "USD",
         "sid": m.sid,
         "status": m.status.as_str(),

@@ -676,6 +676,25 @@ async fn callbacks_are_read_by_name_and_unknown_parameters_are_signed_too(backen
             &json!("0.0079")
         )
     );
+    // Beside it, what intake estimated: one segment at the US list price.
+    assert_eq!(m["estimated_price"], json!("0.0083"));
+    // Twilio's own shape: a negative string with five decimals.
+    let account = &app.sending.installation.account_sid;
+    let twilio: Value = reqwest::Client::new()
+        .get(app.url(&format!(
+            "/2010-04-01/Accounts/{account}/Messages/{id}.json"
+        )))
+        .basic_auth(&key.id, Some(&key.secret))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        (&twilio["price"], &twilio["price_unit"]),
+        (&json!("-0.00790"), &json!("USD"))
+    );
 }
 on_both!(callbacks_are_read_by_name_and_unknown_parameters_are_signed_too);
 

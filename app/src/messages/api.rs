@@ -84,6 +84,8 @@ pub struct MessageInfo {
     pub error_message: Option<String>,
     /// Dollars, once Twilio has said (`$0.0083`).
     pub price: Option<String>,
+    /// Dollars, as estimated at intake; `None` without a price for the country.
+    pub estimated_price: Option<String>,
     pub dispatched_at: Option<i64>,
     pub validity_until: Option<i64>,
     pub updated_at: i64,
@@ -291,6 +293,9 @@ pub async fn message_detail(sid: String) -> Result<MessageInfo, AppError> {
         error_message: m.error_message,
         price: m
             .price_micros
+            .map(|p| domain::money::Money::from_micros(p).to_string()),
+        estimated_price: m
+            .estimated_micros
             .map(|p| domain::money::Money::from_micros(p).to_string()),
         dispatched_at: m.dispatched_at,
         validity_until: m.validity_until,

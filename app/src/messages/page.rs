@@ -503,6 +503,7 @@ fn MessageFacts(
             <dt>"Priority"</dt><dd>{d.priority.clone()}</dd>
             <dt>"Encoding"</dt><dd>{d.encoding.clone()} ", " {d.row.segments} " segment(s)"</dd>
             <dt>"Price"</dt><dd>{optional(d.price.clone())}</dd>
+            <dt>"Estimated"</dt><dd>{optional(d.estimated_price.clone())}</dd>
             <dt>"Attempts"</dt><dd>{d.attempts}</dd>
             <dt>"Twilio sid"</dt><dd><code>{optional(d.provider_sid.clone())}</code></dd>
             <dt>"Written"</dt><dd><LocalTime micros=d.row.created_at/></dd>
