@@ -187,6 +187,68 @@ pub async fn by_status(db: &Db, filter: &Filter) -> Result<Vec<(MessageStatus, i
     Ok(counts)
 }
 
+/// Outbound SMS on one UTC day as Twilio's usage counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayUsage {
+    /// The day's first µs.
+    pub day: i64,
+    pub messages: i64,
+    pub segments: i64,
+    /// What Twilio reported, µ$ (messages without a price yet count nothing).
+    pub price_micros: i64,
+}
+
+/// Statuses of messages still with smsdesk (or never sent): not Twilio's usage.
+const NOT_SENT: &str = "'accepted', 'scheduled', 'canceled'";
+
+/// Outbound SMS per day from `from_day` to before `until_day` (µs), days without any left out,
+/// in order: every message smsdesk handed to Twilio or that ended failed, with its segments and
+/// reported price. One statement over the totals and the changes not yet folded.
+pub async fn usage_per_day(
+    db: &Db,
+    from_day: i64,
+    until_day: i64,
+) -> Result<Vec<DayUsage>, DbError> {
+    let part = |table: &str| {
+        format!(
+            "SELECT day, messages, segments, price_micros FROM {table}
+              WHERE day >= $1 AND day < $2 AND status NOT IN ({NOT_SENT})"
+        )
+    };
+    let sql = format!(
+        "SELECT day, CAST(SUM(messages) AS BIGINT), CAST(SUM(segments) AS BIGINT),
+                CAST(SUM(price_micros) AS BIGINT)
+           FROM ({} UNION ALL {}) AS t
+          GROUP BY day HAVING SUM(messages) <> 0 ORDER BY day",
+        part("message_totals"),
+        part("message_total_changes")
+    );
+    let rows: Vec<(i64, i64, i64, i64)> = on_db!(db, |pool| sqlx::query_as(&sql)
+        .bind(from_day)
+        .bind(until_day)
+        .fetch_all(pool)
+        .await?);
+    Ok(rows
+        .into_iter()
+        .map(|(day, messages, segments, price_micros)| DayUsage {
+            day,
+            messages,
+            segments,
+            price_micros,
+        })
+        .collect())
+}
+
+/// The first day any message was written on (µs), if any.
+pub async fn first_day(db: &Db) -> Result<Option<i64>, DbError> {
+    Ok(on_db!(db, |pool| sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT MIN(day) FROM (SELECT MIN(day) AS day FROM message_totals
+                               UNION ALL SELECT MIN(day) FROM message_total_changes) AS t"
+    )
+    .fetch_one(pool)
+    .await?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

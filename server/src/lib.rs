@@ -13,5 +13,6 @@ pub mod sending;
 pub mod settings;
 pub mod startup;
 pub mod twilio_api;
+pub mod twilio_usage;
 pub mod web;
 pub mod webhooks;

@@ -23,7 +23,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::sending::{self, Sending};
 use crate::settings::Settings;
-use crate::{api, client_address, csrf, guard, twilio_api, web, webhooks};
+use crate::{api, client_address, csrf, guard, twilio_api, twilio_usage, web, webhooks};
 
 /// Largest request body accepted (form posts and JSON); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -169,6 +169,14 @@ impl Application {
             .route(
                 "/2010-04-01/Accounts/{account}/Messages/{file}",
                 get(twilio_api::fetch),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Usage/Records.json",
+                get(twilio_usage::records),
+            )
+            .route(
+                "/2010-04-01/Accounts/{account}/Usage/Records/{file}",
+                get(twilio_usage::subresource),
             )
             .with_state(sending.clone())
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));

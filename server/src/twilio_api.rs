@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::api;
 use crate::sending::Sending;
 
-fn twilio_error(status: StatusCode, code: u32, message: impl Into<String>) -> Response {
+pub(crate) fn twilio_error(status: StatusCode, code: u32, message: impl Into<String>) -> Response {
     (
         status,
         Json(json!({
@@ -67,7 +67,7 @@ fn message_json(account_sid: &str, m: &MessageView, from: &str) -> Value {
     })
 }
 
-fn unavailable() -> Response {
+pub(crate) fn unavailable() -> Response {
     twilio_error(
         StatusCode::SERVICE_UNAVAILABLE,
         20500,
@@ -77,7 +77,7 @@ fn unavailable() -> Response {
 
 /// The caller's API key, or Twilio's answer: 401 / 20003 for credentials, 503 / 20500 when the
 /// database cannot say (an outage is not a wrong password), 404 / 20404 for another account.
-async fn check(
+pub(crate) async fn check(
     sending: &Sending,
     headers: &HeaderMap,
     account_sid: &str,
@@ -233,6 +233,45 @@ pub async fn fetch(
     }
 }
 
+/// A list's query string as pairs, or Twilio's 400 / 20001.
+#[allow(clippy::result_large_err)] // the error is the handler's whole answer, returned at once
+pub(crate) fn query_params(query: Option<&str>) -> Result<Vec<(String, String)>, Response> {
+    serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| {
+        twilio_error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            "the query string is not URL-encoded",
+        )
+    })
+}
+
+/// The first value of a query parameter.
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Twilio's answer to a parameter it cannot use: 400 / 20001 naming it and what to write.
+pub(crate) fn invalid(name: &str, what: &str) -> Response {
+    twilio_error(
+        StatusCode::BAD_REQUEST,
+        20001,
+        format!("Invalid parameter: {name}: {what}"),
+    )
+}
+
+/// `PageSize`: 1 to 1,000, 50 when none is given.
+#[allow(clippy::result_large_err)] // the error is the handler's whole answer, returned at once
+pub(crate) fn page_size(value: Option<&str>) -> Result<u32, Response> {
+    match value.map(str::parse::<u32>) {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        Some(_) => Err(invalid("PageSize", "a whole number from 1 to 1000")),
+    }
+}
+
 /// Largest `PageSize` Twilio takes (and smsdesk); 50 when none is given.
 const MAX_PAGE_SIZE: u32 = 1_000;
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -263,30 +302,11 @@ pub async fn list(
     if let Err(denied) = check(&sending, &headers, &account_sid).await {
         return denied;
     }
-    let params: Vec<(String, String)> =
-        match serde_urlencoded::from_str(query.as_deref().unwrap_or("")) {
-            Ok(p) => p,
-            Err(_) => {
-                return twilio_error(
-                    StatusCode::BAD_REQUEST,
-                    20001,
-                    "the query string is not URL-encoded",
-                );
-            }
-        };
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    let params = match query_params(query.as_deref()) {
+        Ok(p) => p,
+        Err(answer) => return answer,
     };
-    let invalid = |name: &str, what: &str| {
-        twilio_error(
-            StatusCode::BAD_REQUEST,
-            20001,
-            format!("Invalid parameter: {name}: {what}"),
-        )
-    };
+    let param = |name: &str| param(&params, name);
     let mut filter = delivery::Filter {
         default_sender: Some(default_from(&sending)),
         ..Default::default()
@@ -330,10 +350,9 @@ pub async fn list(
             filter.sent_until = Some(filter.sent_until.map_or(end, |u| u.min(end)));
         }
     }
-    let page_size = match param("PageSize").map(str::parse::<u32>) {
-        None => DEFAULT_PAGE_SIZE,
-        Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-        Some(_) => return invalid("PageSize", "a whole number from 1 to 1000"),
+    let page_size = match page_size(param("PageSize")) {
+        Ok(n) => n,
+        Err(answer) => return answer,
     };
     let page = match param("Page").map(str::parse::<u32>) {
         None => 0,

@@ -950,6 +950,43 @@ async fn every_response_carries_a_request_id(backend: Backend) {
 }
 on_both!(every_response_carries_a_request_id);
 
+/// Runs one of the twilio-python scripts in `server/tests/clients` against the app with an API
+/// key and `env`; its steps (one JSON object per line) by name.
+async fn twilio_python_steps(
+    app: &TestApp,
+    key: &Key,
+    script: &str,
+    env: &[(&str, &str)],
+) -> std::collections::HashMap<String, Value> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join("tools/bench/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "twilio-python is not installed: run `bash scripts/tools.sh test` (make test does)"
+    );
+    let output = tokio::process::Command::new(python)
+        .arg(root.join("server/tests/clients").join(script))
+        .env("SMSDESK_URL", app.url(""))
+        .env("ACCOUNT_SID", &app.sending.installation.account_sid)
+        .env("API_KEY_ID", &key.id)
+        .env("API_KEY_SECRET", &key.secret)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .map(|v| (v["step"].as_str().expect("step").to_owned(), v))
+        .collect()
+}
+
 async fn twilio_python_lists_with_filters_and_pages(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut s = backend::settings::SendingSettings::default();
@@ -980,39 +1017,21 @@ async fn twilio_python_lists_with_filters_and_pages(backend: Backend) {
         .await
         .expect("step");
     assert_eq!((step.sent, step.deferred), (7, 0), "{step:?}");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join("tools/bench/.venv/bin/python");
-    assert!(
-        python.exists(),
-        "twilio-python is not installed: run `bash scripts/tools.sh test` (make test does)"
-    );
     let today = chrono::DateTime::from_timestamp_micros(now)
         .expect("now")
         .format("%Y-%m-%d")
         .to_string();
-    let output = tokio::process::Command::new(python)
-        .arg(root.join("server/tests/clients/twilio_python_list.py"))
-        .env("SMSDESK_URL", app.url(""))
-        .env("ACCOUNT_SID", &app.sending.installation.account_sid)
-        .env("API_KEY_ID", &key.id)
-        .env("API_KEY_SECRET", &key.secret)
-        .env("TO", "+14155552671")
-        .env("FROM", server::sending::SIMULATOR_FROM)
-        .env("TODAY", &today)
-        .output()
-        .await
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let steps: std::collections::HashMap<String, Value> = String::from_utf8(output.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
-        .map(|v| (v["step"].as_str().expect("step").to_owned(), v))
-        .collect();
+    let steps = twilio_python_steps(
+        &app,
+        &key,
+        "twilio_python_list.py",
+        &[
+            ("TO", "+14155552671"),
+            ("FROM", server::sending::SIMULATOR_FROM),
+            ("TODAY", &today),
+        ],
+    )
+    .await;
     let newest_first: Vec<&str> = sids.iter().rev().map(String::as_str).collect();
     let to_first: Vec<&str> = newest_first
         .iter()
@@ -1054,3 +1073,158 @@ async fn twilio_python_lists_with_filters_and_pages(backend: Backend) {
     );
 }
 on_both!(twilio_python_lists_with_filters_and_pages);
+
+async fn twilio_python_reads_usage_records(backend: Backend) {
+    use backend::intake::{Content, Submission};
+    use backend::outbox::Source;
+    use chrono::Datelike;
+    let app = spawn_app(backend).await;
+    open_limits(&app).await;
+    let key = api_key(&app).await;
+    let settings = backend::settings::sending(&app.db).await.expect("settings");
+    const DAY: i64 = 86_400_000_000;
+    let now = backend::db::now_micros();
+    let yesterday = now - now.rem_euclid(DAY) - DAY / 2;
+    let source = Source::ApiKey(key.id.clone());
+    let write = |body: String, at: i64| {
+        let (app, settings, source) = (&app, &settings, &source);
+        async move {
+            let submission = Submission {
+                to: "+14155552671".to_owned(),
+                content: Content::Body(body),
+                category: None,
+                sender: None,
+                validity_seconds: None,
+            };
+            app.sending
+                .intake
+                .submit(settings, source, vec![submission], at)
+                .await
+                .expect("db")
+                .pop()
+                .expect("one")
+                .expect("accepted")
+        }
+    };
+    // Yesterday one message; today two (one of two segments), and one canceled before it left.
+    write("Depot 3 at 9".to_owned(), yesterday).await;
+    app.sending
+        .worker(None)
+        .try_execute_task(yesterday)
+        .await
+        .expect("step");
+    write("Depot 4 at 10".to_owned(), now).await;
+    write("a".repeat(161), now).await;
+    let canceled = write("Not needed".to_owned(), now).await;
+    backend::delivery::cancel(&app.db, &canceled.sid, &Actor::cli(), now)
+        .await
+        .expect("db")
+        .expect("canceled");
+    let step = app
+        .sending
+        .worker(None)
+        .try_execute_task(now)
+        .await
+        .expect("step");
+    assert_eq!(step.sent, 2, "{step:?}");
+    // Twilio reports $0.0079 a segment.
+    backend::on_db!(&app.db, |pool| sqlx::query(
+        "UPDATE messages SET price_micros = 7900 * segments WHERE status <> 'canceled'"
+    )
+    .execute(pool)
+    .await
+    .expect("priced")
+    .rows_affected());
+
+    let day = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .expect("a time")
+            .date_naive()
+    };
+    let (today, yesterday) = (day(now), day(yesterday));
+    let steps = twilio_python_steps(
+        &app,
+        &key,
+        "twilio_python_usage.py",
+        &[("TODAY", &today.to_string())],
+    )
+    .await;
+    let record = |category: &str,
+                  count: i64,
+                  usage: i64,
+                  price: &str,
+                  from: chrono::NaiveDate,
+                  to: chrono::NaiveDate| {
+        json!({
+            "category": category, "count": count.to_string(), "count_unit": "messages",
+            "usage": usage.to_string(), "price": price, "price_unit": "usd",
+            "start_date": from.to_string(), "end_date": to.to_string(),
+        })
+    };
+    let (t, y) = (today, yesterday);
+    assert_eq!(
+        steps["all_outbound"]["records"],
+        json!([record("sms-outbound", 3, 4, "0.0316", y, t)])
+    );
+    assert_eq!(
+        steps["daily"]["records"],
+        json!([
+            record("sms", 1, 1, "0.0079", y, y),
+            record("sms", 2, 3, "0.0237", t, t)
+        ])
+    );
+    assert_eq!(
+        steps["today"]["records"],
+        json!([
+            record("sms", 2, 3, "0.0237", t, t),
+            record("sms-outbound", 2, 3, "0.0237", t, t)
+        ])
+    );
+    assert_eq!(
+        steps["yesterday"]["records"],
+        json!([record("sms-outbound", 1, 1, "0.0079", y, y)])
+    );
+    let month_start = t.with_day(1).expect("a first day");
+    let same_month = y >= month_start;
+    assert_eq!(
+        steps["this_month"]["records"],
+        if same_month {
+            json!([record("sms", 3, 4, "0.0316", month_start, t)])
+        } else {
+            json!([record("sms", 2, 3, "0.0237", month_start, t)])
+        }
+    );
+    assert_eq!(
+        steps["all_time"]["records"],
+        json!([record("sms", 3, 4, "0.0316", y, t)])
+    );
+    assert_eq!(
+        steps["monthly"]["records"],
+        if same_month {
+            json!([record("sms-outbound", 3, 4, "0.0316", y, t)])
+        } else {
+            json!([
+                record("sms-outbound", 1, 1, "0.0079", y, y),
+                record("sms-outbound", 2, 3, "0.0237", t, t)
+            ])
+        }
+    );
+    assert_eq!(steps["calls"]["records"], json!([]));
+    assert_eq!(
+        (
+            &steps["pages"]["first"],
+            &steps["pages"]["second"],
+            &steps["pages"]["third"]
+        ),
+        (
+            &json!([y.to_string()]),
+            &json!([t.to_string()]),
+            &json!(true)
+        )
+    );
+    assert_eq!(
+        (&steps["invalid"]["status"], &steps["invalid"]["code"]),
+        (&json!(400), &json!(20001))
+    );
+}
+on_both!(twilio_python_reads_usage_records);
