@@ -40,7 +40,9 @@ async fn write_messages(app: &TestApp, n: usize) {
             .send()
             .await
             .expect("batch");
-        assert_eq!(response.status(), 202);
+        let status = response.status();
+        let answer = response.text().await.expect("answer");
+        assert_eq!(status, 202, "{answer}");
     }
 }
 

@@ -80,6 +80,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// `spawn_app` with some settings changed first.
 pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
+    // The server's errors go to the test's output (shown when a test fails): a 503 then says
+    // which database error it was.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::WARN)
+        .try_init();
     let database = TestDb::new(backend).await;
     let mut settings = Settings {
         database_url: database.url(),
