@@ -187,6 +187,7 @@ pub async fn authenticate(
     }
     // At most one write a minute per key: the column says "recently", not every request.
     if row.last_used_at.is_none_or(|t| now - t > 60_000_000) {
+        let _turn = db.write_turn().await;
         on_db!(db, |pool| sqlx::query(
             "UPDATE api_keys SET last_used_at = $1 WHERE id = $2"
         )

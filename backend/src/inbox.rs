@@ -123,6 +123,7 @@ pub async fn unread(db: &Db) -> Result<i64, DbError> {
 /// Marks a reply read (at `now`; one read already keeps its first time) or unread again.
 /// False when there is no such reply.
 pub async fn mark(db: &Db, id: i64, read: bool, now: i64) -> Result<bool, DbError> {
+    let _turn = db.write_turn().await;
     let changed = on_db!(db, |pool| sqlx::query(
         "UPDATE inbound_messages
          SET read_at = CASE WHEN CAST($1 AS BIGINT) IS NULL THEN NULL

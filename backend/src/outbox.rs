@@ -395,6 +395,7 @@ pub async fn store_answer(
 
 /// Forgets idempotency keys older than [`IDEMPOTENCY_KEPT_MICROS`] (a periodic task).
 pub async fn purge_idempotency(db: &Db, now: i64) -> Result<u64, DbError> {
+    let _turn = db.write_turn().await;
     Ok(on_db!(db, |pool| sqlx::query(
         "DELETE FROM idempotency_keys WHERE created_at < $1"
     )

@@ -355,6 +355,7 @@ pub fn random_sid(prefix: &str) -> String {
 /// Stores `value` under `key` unless one is there, and returns the stored one (another instance
 /// may have won the race).
 async fn once(db: &Db, key: &str, value: &str) -> Result<String, DbError> {
+    let _turn = db.write_turn().await;
     on_db!(db, |pool| sqlx::query(
         "INSERT INTO settings (key, value, updated_at, updated_by) VALUES ($1, $2, $3, 'system')
              ON CONFLICT (key) DO NOTHING"

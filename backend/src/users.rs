@@ -450,6 +450,7 @@ pub async fn authenticate(
     if user.disabled {
         return Err(AuthError::Disabled);
     }
+    let _turn = db.write_turn().await;
     on_db!(db, |pool| {
         sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
             .bind(user.id)
