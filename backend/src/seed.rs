@@ -228,10 +228,15 @@ const COLUMNS: &str =
     dispatched_at, provider_sid, error_code, error_message, price_micros, source, created_at,
     updated_at, estimated_micros";
 
-/// What each seeded message (one GSM-7 segment to the US) was estimated at: the US list price.
-const ESTIMATE_MICROS: i64 = 8_300;
+/// What each seeded message (one GSM-7 segment to the US) was estimated at: the US price a new
+/// installation starts with.
+fn estimate_micros() -> i64 {
+    domain::pricing::lookup(&domain::pricing::starting_prices(), "US", None)
+        .map_or(0, domain::money::Money::micros)
+}
 
 async fn insert(tx: &mut Tx, json: &str) -> Result<(), DbError> {
+    let estimate = estimate_micros();
     match tx {
         Tx::Sqlite(t, _) => {
             sqlx::query(&format!(
@@ -244,7 +249,7 @@ async fn insert(tx: &mut Tx, json: &str) -> Result<(), DbError> {
                         'SM' || substr(r.value ->> 'sid', 3), r.value ->> 'error_code',
                         r.value ->> 'error_message', r.value ->> 'price_micros',
                         r.value ->> 'source', r.value ->> 'created_at', r.value ->> 'dispatched_at',
-                        {ESTIMATE_MICROS}
+                        {estimate}
                    FROM json_each($1) r ORDER BY r.key"
             ))
             .bind(json)
@@ -257,7 +262,7 @@ async fn insert(tx: &mut Tx, json: &str) -> Result<(), DbError> {
                  SELECT sid, to_encrypted, to_hash, to_masked, 'US', NULL, body, template_key,
                         category, priority, 'GSM-7', 1, FALSE, 'done', status, created_at, 1,
                         dispatched_at, 'SM' || substr(sid, 3), error_code, error_message,
-                        price_micros, source, created_at, dispatched_at, {ESTIMATE_MICROS}
+                        price_micros, source, created_at, dispatched_at, {estimate}
                    FROM jsonb_to_recordset($1::text::jsonb) AS r(sid text, to_encrypted text,
                         to_hash text, to_masked text, body text, template_key text,
                         category text, priority bigint, status text, error_code bigint,

@@ -526,6 +526,22 @@ async fn a_message_goes_through_the_simulator_and_its_signed_callbacks(backend: 
 on_both!(a_message_goes_through_the_simulator_and_its_signed_callbacks);
 
 /// A message sent through the API and handed to the (fake) Twilio: its id and Twilio's sid.
+/// A message as the Twilio-compatible fetch answers it (`GET …/Messages/{sid}.json`), as text.
+async fn twilio_fetch(app: &TestApp, key: &Key, sid: &str) -> String {
+    let account = &app.sending.installation.account_sid;
+    reqwest::Client::new()
+        .get(app.url(&format!(
+            "/2010-04-01/Accounts/{account}/Messages/{sid}.json"
+        )))
+        .basic_auth(&key.id, Some(&key.secret))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body")
+}
+
 async fn handed_to_twilio(app: &TestApp, key: &Key) -> (String, String) {
     open_limits(app).await;
     let r = send(
@@ -679,18 +695,7 @@ async fn callbacks_are_read_by_name_and_unknown_parameters_are_signed_too(backen
     // Beside it, what intake estimated: one segment at the US list price.
     assert_eq!(m["estimated_price"], json!("0.0083"));
     // Twilio's own shape: a negative string with five decimals.
-    let account = &app.sending.installation.account_sid;
-    let twilio: Value = reqwest::Client::new()
-        .get(app.url(&format!(
-            "/2010-04-01/Accounts/{account}/Messages/{id}.json"
-        )))
-        .basic_auth(&key.id, Some(&key.secret))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let twilio: Value = serde_json::from_str(&twilio_fetch(&app, &key, &id).await).expect("JSON");
     assert_eq!(
         (&twilio["price"], &twilio["price_unit"]),
         (&json!("-0.00790"), &json!("USD"))
@@ -914,18 +919,7 @@ async fn two_factor_codes_are_not_returned_by_any_read(backend: Backend) {
     let read = get(&app, &key, &format!("/api/v1/messages/{sid}")).await;
     assert_eq!(read.status, 200);
     assert!(!read.body.to_string().contains("482913"), "{}", read.body);
-    let account = &app.sending.installation.account_sid;
-    let fetched = reqwest::Client::new()
-        .get(app.url(&format!(
-            "/2010-04-01/Accounts/{account}/Messages/{sid}.json"
-        )))
-        .basic_auth(&key.id, Some(&key.secret))
-        .send()
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("body");
+    let fetched = twilio_fetch(&app, &key, &sid).await;
     assert!(!fetched.contains("482913"), "{fetched}");
 }
 on_both!(two_factor_codes_are_not_returned_by_any_read);
