@@ -712,19 +712,25 @@ pub async fn cancel(db: &Db, sid: &str, actor: &Actor, now: i64) -> ActionResult
     // The worker may claim it meanwhile on another instance: only a waiting row changes.
     let sql = format!(
         "UPDATE messages SET state = 'done', status = 'canceled', updated_at = $1, {}
-         WHERE id = $2 AND state = 'waiting'",
+         WHERE id = $2 AND state = 'waiting'
+         RETURNING created_at, category, estimated_micros",
         crate::worker::forget_two_factor("$1")
     );
-    let changed = on_tx!(&mut tx, |conn| sqlx::query(&sql)
-        .bind(now)
-        .bind(row.id)
-        .execute(conn)
-        .await?
-        .rows_affected());
-    if changed == 0 {
+    let changed: Option<(i64, Option<String>, Option<i64>)> =
+        on_tx!(&mut tx, |conn| sqlx::query_as(&sql)
+            .bind(now)
+            .bind(row.id)
+            .fetch_optional(conn)
+            .await?);
+    let Some((created_at, category, estimate)) = changed else {
         return Ok(Err(ActionRefused::NotNow(
             "it has just been handed to Twilio and can no longer be canceled".to_owned(),
         )));
+    };
+    // Never sent, never billed: its reservation goes back to the budgets.
+    if let Some(estimate) = estimate {
+        let category = category.and_then(|c| Category::ALL.into_iter().find(|k| k.as_str() == c));
+        crate::budgets::release(&mut tx, created_at, category, estimate).await?;
     }
     action_event(
         &mut tx,

@@ -79,6 +79,8 @@ pub enum RefusalCode {
     /// Emergency priority asked for by a caller that may not give it.
     CategoryNotAllowed,
     InvalidValidity,
+    /// A budget's hard stop: the message would take its period past the amount.
+    BudgetExceeded,
 }
 
 impl RefusalCode {
@@ -98,6 +100,7 @@ impl RefusalCode {
             RefusalCode::CategoryMismatch => "category_mismatch",
             RefusalCode::CategoryNotAllowed => "category_not_allowed",
             RefusalCode::InvalidValidity => "invalid_validity",
+            RefusalCode::BudgetExceeded => "budget_exceeded",
         }
     }
 }
@@ -131,6 +134,19 @@ pub struct Prepared {
     /// Segments × the price table's price for the country (and sender), µ$; `None` without a
     /// price for the country.
     pub estimated_micros: Option<i64>,
+    /// Passes budgets' hard stops (an emergency, while the settings exempt them); still counts.
+    pub budget_exempt: bool,
+}
+
+impl Prepared {
+    /// What this message reserves against the budgets.
+    pub fn charge(&self) -> domain::budget::Charge {
+        domain::budget::Charge {
+            category: self.category,
+            micros: self.estimated_micros.unwrap_or(0),
+            exempt: self.budget_exempt,
+        }
+    }
 }
 
 /// Each submission's outcome, in the order given.
@@ -213,26 +229,27 @@ impl Intake {
     }
 
     /// Writes checked messages with their first events, with intake's next group commit, and
-    /// returns them as stored. Wakes the worker.
+    /// returns them as stored, or refused by a budget's hard stop (checked in the same
+    /// transaction). Wakes the worker.
     pub async fn write(
         &self,
         prepared: Vec<Prepared>,
         source: &Source,
         now: i64,
-    ) -> Result<Vec<MessageView>, Arc<DbError>> {
+    ) -> Result<Vec<Result<MessageView, Refusal>>, Arc<DbError>> {
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
         let span = tracing::info_span!("intake", source = source.kind(), messages = prepared.len());
-        let (prepared, accepted) = self
+        let (prepared, outcomes) = self
             .writer
             .write(prepared, source.clone(), now)
             .instrument(span.clone())
             .await?;
-        span.in_scope(|| log_accepted(&accepted));
-        crate::telemetry::accepted(source, accepted.len());
+        let written = views(prepared, outcomes, source, now);
+        span.in_scope(|| log_written(source, &written));
         self.wake.notify_one();
-        Ok(views(prepared, accepted, source, now))
+        Ok(written)
     }
 
     /// Writes checked messages inside the caller's transaction (which also holds, say, an
@@ -243,15 +260,15 @@ impl Intake {
         prepared: Vec<Prepared>,
         source: &Source,
         now: i64,
-    ) -> Result<Vec<MessageView>, DbError> {
+    ) -> Result<Vec<Result<MessageView, Refusal>>, DbError> {
+        let span = tracing::info_span!("intake", source = source.kind(), messages = prepared.len());
         let pairs: Vec<(&Prepared, &Source)> = prepared.iter().map(|p| (p, source)).collect();
-        let span = tracing::info_span!("intake", source = source.kind(), messages = pairs.len());
-        let accepted = outbox::insert_many(tx, &self.key, &pairs, now)
+        let outcomes = write_batch(tx, &self.key, &pairs, now)
             .instrument(span.clone())
             .await?;
-        span.in_scope(|| log_accepted(&accepted));
-        crate::telemetry::accepted(source, accepted.len());
-        Ok(views(prepared, accepted, source, now))
+        let written = views(prepared, outcomes, source, now);
+        span.in_scope(|| log_written(source, &written));
+        Ok(written)
     }
 
     /// Tells the worker that a transaction holding new messages committed.
@@ -269,16 +286,59 @@ impl Intake {
     ) -> Result<Vec<Result<MessageView, Refusal>>, Arc<DbError>> {
         let checked = self.check(settings, source, submissions).await?;
         let (slots, prepared) = split(source, checked);
-        let views = self.write(prepared, source, now).await?;
-        Ok(merge(slots, views))
+        let written = self.write(prepared, source, now).await?;
+        Ok(merge(slots, written, |r| r))
     }
 }
 
-/// A debug line per message written, so a message's id leads to its intake in the logs.
-fn log_accepted(accepted: &[Accepted]) {
-    for a in accepted {
-        tracing::debug!(message_id = a.id, sid = %a.sid, "accepted");
+/// A debug line per message written, so a message's id leads to its intake in the logs; the
+/// counts of accepted and refused (by a budget) messages.
+fn log_written(source: &Source, written: &[Result<MessageView, Refusal>]) {
+    let mut accepted = 0;
+    for w in written {
+        match w {
+            Ok(m) => {
+                accepted += 1;
+                tracing::debug!(message_id = m.id, sid = %m.sid, "accepted");
+            }
+            Err(r) => crate::telemetry::refused(source, r.code),
+        }
     }
+    crate::telemetry::accepted(source, accepted);
+}
+
+/// Admits `items` against the budgets and writes those admitted with their first events, in
+/// the caller's transaction: each item's row, or the budget refusal.
+async fn write_batch(
+    tx: &mut Tx,
+    key: &DataKey,
+    items: &[(&Prepared, &Source)],
+    now: i64,
+) -> Result<Vec<Result<Accepted, Refusal>>, DbError> {
+    let charges: Vec<domain::budget::Charge> = items.iter().map(|(p, _)| p.charge()).collect();
+    let admitted = crate::budgets::reserve(tx, &charges, now).await?;
+    let to_write: Vec<(&Prepared, &Source)> = items
+        .iter()
+        .zip(&admitted)
+        .filter(|(_, a)| a.is_ok())
+        .map(|(item, _)| *item)
+        .collect();
+    let mut rows = outbox::insert_many(tx, key, &to_write, now)
+        .await?
+        .into_iter();
+    Ok(items
+        .iter()
+        .zip(admitted)
+        .map(|((p, _), a)| match a {
+            Ok(()) => Ok(rows.next().expect("a row per admitted message")),
+            Err(exceeded) => Err(refuse(
+                RefusalCode::BudgetExceeded,
+                "budget",
+                Some(30010),
+                exceeded.explain(p.estimated_micros.unwrap_or(0)),
+            )),
+        })
+        .collect())
 }
 
 /// Separates what passed from what was refused (counting the refusals): a slot per submission
@@ -301,29 +361,39 @@ pub fn split(source: &Source, checked: Checked) -> (Vec<Result<usize, Refusal>>,
     (slots, prepared)
 }
 
-/// Puts written messages back in their submissions' order.
+/// Puts written messages (or their budget refusals, as `refused` makes them) back in their
+/// submissions' order.
 pub fn merge<E>(
     slots: Vec<Result<usize, E>>,
-    written: Vec<MessageView>,
+    written: Vec<Result<MessageView, Refusal>>,
+    refused: impl Fn(Refusal) -> E,
 ) -> Vec<Result<MessageView, E>> {
-    let mut written: Vec<Option<MessageView>> = written.into_iter().map(Some).collect();
+    let mut written: Vec<Option<Result<MessageView, Refusal>>> =
+        written.into_iter().map(Some).collect();
     slots
         .into_iter()
-        .map(|slot| slot.map(|i| written[i].take().expect("each message is placed once")))
+        .map(|slot| {
+            slot.and_then(|i| {
+                written[i]
+                    .take()
+                    .expect("each message is placed once")
+                    .map_err(&refused)
+            })
+        })
         .collect()
 }
 
 /// The messages just written, as stored: built from what was written, not read back.
 fn views(
     prepared: Vec<Prepared>,
-    accepted: Vec<Accepted>,
+    outcomes: Vec<Result<Accepted, Refusal>>,
     source: &Source,
     now: i64,
-) -> Vec<MessageView> {
+) -> Vec<Result<MessageView, Refusal>> {
     prepared
         .into_iter()
-        .zip(accepted)
-        .map(|(p, a)| MessageView::written(p, a, source.clone(), now))
+        .zip(outcomes)
+        .map(|(p, a)| a.map(|a| MessageView::written(p, a, source.clone(), now)))
         .collect()
 }
 
@@ -516,6 +586,7 @@ fn check_message(
         encoding: analyzed.encoding().as_str(),
         segments,
         estimated_micros: domain::pricing::estimate(segments, price).map(Money::micros),
+        budget_exempt: settings.budgets.exempt_emergency && priority == Priority::Emergency,
         body,
         template_key,
         category,
@@ -590,8 +661,8 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<Written, Arc<DbError>>>,
 }
 
-/// A job's messages and their rows, in the same order.
-type Written = (Vec<Prepared>, Vec<Accepted>);
+/// A job's messages and, in the same order, each one's row or budget refusal.
+type Written = (Vec<Prepared>, Vec<Result<Accepted, Refusal>>);
 
 impl Writer {
     /// Starts the writer task; it ends when every `Writer` is dropped.
@@ -619,16 +690,16 @@ impl Writer {
                         .flat_map(|j| j.items.iter().map(|p| (p, &j.source)))
                         .collect();
                     let mut tx = db.begin().await?;
-                    let accepted = outbox::insert_many(&mut tx, &key, &all, now).await?;
+                    let outcomes = write_batch(&mut tx, &key, &all, now).await?;
                     tx.commit().await?;
-                    Ok::<_, DbError>(accepted)
+                    Ok::<_, DbError>(outcomes)
                 }
                 .await;
                 match written {
-                    Ok(accepted) => {
-                        let mut rest = accepted.into_iter();
+                    Ok(outcomes) => {
+                        let mut rest = outcomes.into_iter();
                         for job in batch {
-                            let mine: Vec<Accepted> = rest.by_ref().take(job.items.len()).collect();
+                            let mine: Vec<_> = rest.by_ref().take(job.items.len()).collect();
                             let _ = job.reply.send(Ok((job.items, mine)));
                         }
                     }

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod budgets;
 pub mod consent;
 pub mod crypto;
 pub mod db;

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod budget;
 pub mod consent;
 pub mod delivery;
 pub mod errors;

@@ -29,6 +29,28 @@ pub struct SendingSettings {
     /// What one outbound segment costs, by country (and kind of sender): every message's
     /// estimate at intake. A country without a price gets no estimate.
     pub prices: Vec<crate::pricing::SegmentPrice>,
+    /// How budgets treat emergencies, and where their alerts are posted.
+    pub budgets: BudgetSettings,
+}
+
+/// Budgets' settings (the budgets themselves are set on the spend page or with `smsdesk budget`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BudgetSettings {
+    /// Emergency messages pass hard stops (they still count against every budget).
+    pub exempt_emergency: bool,
+    /// An https address each budget alert is posted to as JSON, signed with
+    /// `SMSDESK_ALERT_WEBHOOK_SECRET` (HMAC-SHA256 in `X-Smsdesk-Signature`).
+    pub alert_webhook_url: Option<String>,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        BudgetSettings {
+            exempt_emergency: true,
+            alert_webhook_url: None,
+        }
+    }
 }
 
 /// Data protection: bodies are removed after `body_retention_days` (the rest of the record
@@ -159,6 +181,7 @@ impl Default for SendingSettings {
             replies: KeywordReplies::default(),
             data: DataProtection::default(),
             prices: crate::pricing::starting_prices(),
+            budgets: BudgetSettings::default(),
         }
     }
 }

@@ -450,7 +450,7 @@ async fn accept(
             .write(prepared, &source, now)
             .await
             .map_err(|e| unavailable(&e))?;
-        let answer = render(backend::intake::merge(slots, written));
+        let answer = render(backend::intake::merge(slots, written, refusal_error));
         return Ok(json_response(answer.status, answer.body.to_string()));
     };
     // With an Idempotency-Key the messages and the answer are one transaction.
@@ -489,7 +489,7 @@ async fn accept(
         .write_in(&mut tx, prepared, &source, now)
         .await
         .map_err(|e| unavailable(&e))?;
-    let answer = render(backend::intake::merge(slots, written));
+    let answer = render(backend::intake::merge(slots, written, refusal_error));
     let body = answer.body.to_string();
     outbox::store_answer(
         &mut tx,

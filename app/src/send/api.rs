@@ -57,6 +57,42 @@ pub struct Review {
     pub backlog: i64,
     /// About how long until the last of these is handed to Twilio, in seconds.
     pub last_send_after_seconds: i64,
+    /// What the messages are estimated to cost (segments × the price table), µ$.
+    pub cost_micros: i64,
+    /// Messages to countries without a price: not in the estimate.
+    pub unpriced: usize,
+    /// What sending would do to each budget the messages fall under.
+    pub budgets: Vec<BudgetLine>,
+}
+
+/// One budget before and after a send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetLine {
+    /// "daily budget", "monthly shipment budget".
+    pub name: String,
+    pub amount_micros: i64,
+    pub spent_micros: i64,
+    pub after_micros: i64,
+    pub hard_stop: bool,
+    /// Messages its hard stop would refuse.
+    pub refused: usize,
+    /// When its period starts again (µs, UTC).
+    pub resets_at: i64,
+}
+
+impl Review {
+    /// Why the send cannot go as reviewed because of a budget's hard stop.
+    pub fn budget_error(&self) -> Option<String> {
+        self.budgets.iter().find(|b| b.refused > 0).map(|b| {
+            format!(
+                "the {}'s hard stop would refuse {} of these messages ({} of {} reserved); send fewer, or ask finance to raise the budget",
+                b.name,
+                b.refused,
+                domain::money::Money::from_micros(b.spent_micros),
+                domain::money::Money::from_micros(b.amount_micros),
+            )
+        })
+    }
 }
 
 /// What a send did.
@@ -64,6 +100,8 @@ pub struct Review {
 pub struct Sent {
     pub sids: Vec<String>,
     pub review: Review,
+    /// Some messages were refused by a budget's hard stop reached meanwhile: why.
+    pub refused: Option<String>,
 }
 
 /// Recipients of a pasted list or CSV file: (1-based line, the cell used). Rows are read by the
@@ -207,6 +245,9 @@ async fn review_draft(
         total_segments: 0,
         backlog: 0,
         last_send_after_seconds: 0,
+        cost_micros: 0,
+        unpriced: 0,
+        budgets: Vec::new(),
     };
     let mut prepared = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -265,6 +306,29 @@ async fn review_draft(
         &segments,
     );
     review.last_send_after_seconds = (micros + 999_999) / 1_000_000;
+    review.cost_micros = prepared.iter().filter_map(|p| p.estimated_micros).sum();
+    review.unpriced = prepared
+        .iter()
+        .filter(|p| p.estimated_micros.is_none())
+        .count();
+    let charges: Vec<_> = prepared
+        .iter()
+        .map(backend::intake::Prepared::charge)
+        .collect();
+    review.budgets = backend::budgets::preview(&st.db, &charges, backend::db::now_micros())
+        .await
+        .map_err(|e| AppError::internal("reading the budgets", &e))?
+        .into_iter()
+        .map(|e| BudgetLine {
+            name: backend::budgets::describe(&e.budget),
+            amount_micros: e.budget.amount_micros,
+            spent_micros: e.spent_micros,
+            after_micros: e.after_micros,
+            hard_stop: e.budget.hard_stop,
+            refused: e.refused,
+            resets_at: e.resets_at,
+        })
+        .collect();
     Ok((review, prepared))
 }
 
@@ -295,18 +359,31 @@ pub async fn send_messages(draft: SendDraft) -> Result<Sent, AppError> {
     if prepared.is_empty() {
         return Err(AppError::invalid("recipients", "no valid recipient to send to").respond());
     }
+    if let Some(e) = review.budget_error() {
+        return Err(AppError::invalid("budget", e).respond());
+    }
     let written = state()?
         .intake
         .write(prepared, &source, backend::db::now_micros())
         .await
         .map_err(|e| AppError::internal("writing the messages", e.as_ref()))?;
+    let mut sids = Vec::with_capacity(written.len());
+    let mut over_budget = None;
+    for w in written {
+        match w {
+            Ok(m) => sids.push(m.sid),
+            // Another send took the budget between the review and this one's transaction.
+            Err(r) => over_budget = Some(r.message),
+        }
+    }
     tracing::info!(
         user_id = user.id,
-        count = written.len(),
+        count = sids.len(),
         "messages sent from the console"
     );
     Ok(Sent {
-        sids: written.into_iter().map(|m| m.sid).collect(),
+        refused: over_budget,
+        sids,
         review,
     })
 }

@@ -226,7 +226,10 @@ fn Send(templates: Resource<Result<Vec<TemplateSummary>, AppError>>) -> impl Int
         {move || current_review().map(|r| view! { <ReviewPanel review=r send=send draft=draft/> })}
         {move || send.value().get().map(|result| match result {
             Err(e) => view! { <ErrorNote error=e/> }.into_any(),
-            Ok(sent) => view! { <ProgressPanel sids=sent.sids/> }.into_any(),
+            Ok(sent) => view! {
+                {sent.refused.map(|r| view! { <p class="error" role="alert">{format!("Some messages were not sent: {r}")}</p> })}
+                <ProgressPanel sids=sent.sids/>
+            }.into_any(),
         })}
     }
 }
@@ -237,8 +240,10 @@ fn ReviewPanel(
     send: ServerAction<SendMessages>,
     draft: impl Fn() -> SendDraft + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
-    let can_send = review.valid > 0 && review.message_error.is_none();
+    let budget_error = review.budget_error();
+    let can_send = review.valid > 0 && review.message_error.is_none() && budget_error.is_none();
     let valid = review.valid;
+    let money = |m: i64| domain::money::Money::from_micros(m).to_string();
     view! {
         <section class="review" aria-labelledby="review-title" data-testid="review">
             <h2 id="review-title">"Before sending"</h2>
@@ -250,7 +255,32 @@ fn ReviewPanel(
                 <div><dt>"Geo-blocked"</dt><dd data-testid="review-geo">{review.geo_blocked}</dd></div>
                 <div><dt>"Duplicates"</dt><dd>{review.duplicates}</dd></div>
                 <div><dt>"Segments in all"</dt><dd data-testid="review-segments">{review.total_segments}</dd></div>
+                <div><dt>"Estimated cost"</dt><dd data-testid="review-cost">{money(review.cost_micros)}</dd></div>
             </dl>
+            {(review.unpriced > 0).then(|| view! {
+                <p class="muted">{format!("{} message(s) go to countries without a price and are not in the estimate.", review.unpriced)}</p>
+            })}
+            {(!review.budgets.is_empty()).then(|| view! {
+                <table class="table" data-testid="review-budgets">
+                    <caption>"Budgets"</caption>
+                    <thead><tr>
+                        <th scope="col">"Budget"</th><th scope="col">"Amount"</th><th scope="col">"Reserved now"</th>
+                        <th scope="col">"After this send"</th><th scope="col">"Hard stop"</th>
+                    </tr></thead>
+                    <tbody>
+                        {review.budgets.iter().map(|b| view! {
+                            <tr class:over={b.refused > 0}>
+                                <td>{b.name.clone()}</td>
+                                <td class="num">{money(b.amount_micros)}</td>
+                                <td class="num">{money(b.spent_micros)}</td>
+                                <td class="num">{money(b.after_micros)}</td>
+                                <td>{if b.hard_stop { "yes" } else { "no" }}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+            {budget_error.map(|e| view! { <p class="error" role="alert" data-testid="review-budget-error">{e}</p> })}
             {review.sample_body.clone().map(|b| view! { <p>"Text: " <q>{b}</q></p> })}
             <p data-testid="review-eta">
                 "At the current limits the last one goes out " {duration(review.last_send_after_seconds)}

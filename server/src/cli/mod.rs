@@ -2,6 +2,7 @@
 //! scripts and other languages can use the exact rules smsdesk applies.
 
 mod admin;
+mod budget;
 mod consent;
 mod phone;
 mod seed;
@@ -44,6 +45,10 @@ enum Command {
     /// permissions, simulator) as JSON.
     #[command(subcommand)]
     Settings(settings::SettingsCommand),
+    /// Budgets for scripts: `smsdesk budget set --period day|month --amount USD [--category
+    /// NAME] [--hard-stop] [--warn 50,80,100]`, `smsdesk budget list`, `smsdesk budget remove`.
+    #[command(subcommand)]
+    Budget(budget::BudgetCommand),
     /// Checks the consent ledger: `smsdesk consent verify` names the first entry that was
     /// changed, removed, inserted or reordered.
     #[command(subcommand)]
@@ -75,6 +80,7 @@ impl Cli {
             Some(Command::ApiKey(command)) => admin::api_key(command),
             Some(Command::Settings(command)) => settings::run(command),
             Some(Command::Consent(command)) => consent::run(command),
+            Some(Command::Budget(command)) => budget::run(command),
             Some(Command::Seed(command)) => seed::run(command),
             Some(Command::Segments(args)) => args.run(),
             Some(Command::Phone(args)) => args.run(),

@@ -1,0 +1,43 @@
+-- Budgets: how much SMS may cost per UTC day or month, overall (category '') or for one
+-- category, with warning levels (percents, '50,80,100') and an optional hard stop.
+CREATE TABLE budgets (
+    id            INTEGER PRIMARY KEY,
+    period        TEXT    NOT NULL CHECK (period IN ('day', 'month')),
+    category      TEXT    NOT NULL,
+    amount_micros BIGINT  NOT NULL CHECK (amount_micros > 0),
+    warn_percents TEXT    NOT NULL,
+    hard_stop     BOOLEAN NOT NULL,
+    updated_at    BIGINT  NOT NULL,
+    UNIQUE (period, category)
+);
+
+-- What intake reserved per UTC day of acceptance and category ('' none): the sum of the
+-- estimates of the messages it accepted, less those canceled before they were sent, µ$.
+-- Intake adds to it in the transaction that accepts the messages, after locking the budgets, so
+-- a hard stop holds however many requests and instances send at once.
+CREATE TABLE budget_spend (
+    day      BIGINT NOT NULL,
+    category TEXT   NOT NULL,
+    micros   BIGINT NOT NULL,
+    PRIMARY KEY (day, category)
+);
+
+INSERT INTO budget_spend (day, category, micros)
+SELECT (created_at / 86400000000) * 86400000000, COALESCE(category, ''), SUM(estimated_micros)
+  FROM messages
+ WHERE estimated_micros IS NOT NULL AND status <> 'canceled'
+ GROUP BY 1, 2;
+
+-- A warning level reached in one period of one budget: raised once (the key), shown as a
+-- banner while its period lasts, posted to the alert webhook once (notified_at).
+CREATE TABLE budget_alerts (
+    period        TEXT   NOT NULL,
+    category      TEXT   NOT NULL,
+    period_start  BIGINT NOT NULL,
+    level         BIGINT NOT NULL,
+    amount_micros BIGINT NOT NULL,
+    spent_micros  BIGINT NOT NULL,
+    raised_at     BIGINT NOT NULL,
+    notified_at   BIGINT,
+    PRIMARY KEY (period, category, period_start, level)
+);
