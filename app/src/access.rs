@@ -66,6 +66,12 @@ pub const PAGES: &[Page] = &[
         in_nav: true,
     },
     Page {
+        path: "/spend",
+        label: "Spend",
+        requires: Some(&[Permission::ViewSpend]),
+        in_nav: true,
+    },
+    Page {
         path: "/audit",
         label: "Audit log",
         requires: Some(&[Permission::ViewAuditLog]),
@@ -147,6 +153,7 @@ mod tests {
                 "Templates",
                 "Users",
                 "Consent",
+                "Spend",
                 "Audit log",
                 "Settings",
                 "API keys",
@@ -176,7 +183,7 @@ mod tests {
         );
         assert_eq!(
             labels(Role::Finance),
-            ["Overview", "Delivery log", "Your account"]
+            ["Overview", "Delivery log", "Spend", "Your account"]
         );
     }
 }

@@ -29,6 +29,7 @@ pub mod inbox;
 pub mod messages;
 pub mod send;
 pub mod settings;
+pub mod spend;
 #[cfg(feature = "ssr")]
 pub mod state;
 pub mod templates;
@@ -85,6 +86,7 @@ pub fn App() -> impl IntoView {
                 <components::layout::Sidebar/>
                 <main id="main" class="content" tabindex="-1">
                     <components::layout::ModeBanner/>
+                    <components::layout::BudgetBanner/>
                     <Routes fallback=components::NotFoundPage>
                         <Route path=path!("/login") view=auth::login::LoginPage/>
                         <Route path=path!("/") view=home::HomePage/>
@@ -99,6 +101,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/messages") view=messages::page::LogPage/>
                         <Route path=path!("/messages/:sid") view=messages::page::MessagePage/>
                         <Route path=path!("/settings") view=settings::page::SettingsPage/>
+                        <Route path=path!("/spend") view=spend::page::SpendPage/>
                         <Route path=path!("/api-keys") view=api_keys::page::ApiKeysPage/>
                         <Route path=path!("/account") view=auth::account::AccountPage/>
                     </Routes>

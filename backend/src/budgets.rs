@@ -609,3 +609,110 @@ pub async fn preview(db: &Db, charges: &[Charge], now: i64) -> Result<Vec<Effect
         })
         .collect())
 }
+
+/// Gives a claimed alert back (its post failed), so the next round posts it again.
+async fn unmark_notified(db: &Db, a: &Alert) -> Result<(), DbError> {
+    let _turn = db.write_turn().await;
+    on_db!(db, |pool| sqlx::query(
+        "UPDATE budget_alerts SET notified_at = NULL
+          WHERE period = $1 AND category = $2 AND period_start = $3 AND level = $4"
+    )
+    .bind(a.period.as_str())
+    .bind(category_text(a.category))
+    .bind(a.period_start)
+    .bind(i64::from(a.level))
+    .execute(pool)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// The JSON an alert is posted as.
+pub fn alert_json(a: &Alert) -> serde_json::Value {
+    let at = |micros: i64| {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let money = |m: i64| domain::money::Money::from_micros(m).to_decimal();
+    serde_json::json!({
+        "type": "budget.alert",
+        "budget": describe(&Budget {
+            period: a.period,
+            category: a.category,
+            amount_micros: a.amount_micros,
+            warn_percents: Vec::new(),
+            hard_stop: false,
+        }),
+        "period": a.period.as_str(),
+        "category": a.category.map(Category::as_str),
+        "level_percent": a.level,
+        "spent_usd": money(a.spent_micros),
+        "amount_usd": money(a.amount_micros),
+        "period_start": at(a.period_start),
+        "raised_at": at(a.raised_at),
+    })
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `secret`: the `X-Smsdesk-Signature` header.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Where alerts go: the settings' URL and the deployment's secret.
+pub struct AlertHook<'a> {
+    pub url: &'a str,
+    pub secret: &'a [u8],
+}
+
+/// Posts each alert not yet posted, once across instances (claimed before the post, given
+/// back when it fails). Without a hook, alerts are marked done (the banner and the audit log
+/// have them). Answers how many were posted.
+pub async fn post_alerts(
+    db: &Db,
+    http: &reqwest::Client,
+    hook: Option<AlertHook<'_>>,
+    now: i64,
+) -> Result<usize, DbError> {
+    let mut posted = 0;
+    for alert in unnotified(db).await? {
+        if !mark_notified(db, &alert, now).await? {
+            continue;
+        }
+        let Some(hook) = &hook else {
+            continue;
+        };
+        let body = alert_json(&alert).to_string();
+        let sent = http
+            .post(hook.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                "X-Smsdesk-Signature",
+                signature(hook.secret, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        match sent {
+            Ok(_) => posted += 1,
+            Err(e) => {
+                tracing::warn!(error = %e, level = alert.level, "could not post a budget alert to the webhook; trying again shortly");
+                unmark_notified(db, &alert).await?;
+                break;
+            }
+        }
+    }
+    Ok(posted)
+}
+
+/// The HTTP client alerts are posted with (10 s per post).
+pub fn alert_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}

@@ -19,6 +19,7 @@ pub mod seed;
 pub mod sessions;
 pub mod settings;
 pub mod simulator;
+pub mod spend;
 pub mod telemetry;
 pub mod templates;
 #[cfg(feature = "testing")]

@@ -179,7 +179,31 @@ pub fn validate(settings: &SendingSettings) -> Result<(), SettingsError> {
             ),
         ));
     }
+    validate_alert_webhook(this.budgets.alert_webhook_url.as_deref())?;
     validate_prices(&this.prices)
+}
+
+/// The budget alert webhook: https, or http to this machine (a local receiver, tests).
+fn validate_alert_webhook(url: Option<&str>) -> Result<(), SettingsError> {
+    let Some(text) = url else {
+        return Ok(());
+    };
+    let field = "budgets.alert_webhook_url";
+    let parsed = reqwest::Url::parse(text.trim()).map_err(|e| {
+        invalid(
+            field,
+            format!("{text:?} is not an address ({e}): write it as https://hooks.example/smsdesk"),
+        )
+    })?;
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if local => Ok(()),
+        _ => Err(invalid(
+            field,
+            "must be an https address (alerts carry spend figures; http only to this machine)",
+        )),
+    }
 }
 
 /// The most a segment may cost in the price table: Twilio's dearest destinations are well under
@@ -563,4 +587,74 @@ mod tests {
         );
         assert_ne!(sid, random_sid("SM"));
     }
+}
+
+/// A price list as finance pastes it, and what it does to `table`:
+/// - Twilio's Pricing API answer for a country (JSON, `{"iso_country": …,
+///   "outbound_sms_prices": …}`, or an array of them): those countries' rows are replaced;
+/// - CSV (`country,sender_kind,price_per_segment`, the header optional): the whole table is.
+///
+/// Every row is read before anything changes; the first bad one is named.
+pub fn apply_price_list(
+    table: &[SegmentPrice],
+    text: &str,
+) -> Result<Vec<SegmentPrice>, domain::pricing::PriceError> {
+    use domain::pricing::{CSV_HEADER, CountryPricing, PriceError};
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let answers: Vec<CountryPricing> = if trimmed.starts_with('[') {
+            serde_json::from_str(trimmed)
+        } else {
+            serde_json::from_str(trimmed).map(|one| vec![one])
+        }
+        .map_err(|e| PriceError::Shape {
+            line: e.line(),
+            problem: format!("not Twilio's Pricing API answer ({e})"),
+        })?;
+        let mut imported = Vec::new();
+        for answer in &answers {
+            imported.extend(domain::pricing::from_twilio_pricing(answer)?);
+        }
+        if imported.is_empty() {
+            return Err(PriceError::Empty);
+        }
+        let mut rows: Vec<SegmentPrice> = table
+            .iter()
+            .filter(|row| !imported.iter().any(|i| i.country == row.country))
+            .cloned()
+            .collect();
+        rows.extend(imported);
+        rows.sort_by(|a, b| a.country.cmp(&b.country));
+        return Ok(rows);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(trimmed.as_bytes());
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 1;
+        let record = record.map_err(|e| PriceError::Shape {
+            line,
+            problem: e.to_string(),
+        })?;
+        let fields: Vec<&str> = record.iter().collect();
+        if i == 0
+            && fields
+                .iter()
+                .map(|f| f.to_ascii_lowercase())
+                .eq(CSV_HEADER.iter().map(|h| h.to_string()))
+        {
+            continue;
+        }
+        if fields.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        rows.push(domain::pricing::from_csv_record(line, &fields)?);
+    }
+    if rows.is_empty() {
+        return Err(PriceError::Empty);
+    }
+    Ok(rows)
 }

@@ -11,6 +11,7 @@ const NAV: Record<Role, string[]> = {
     "Templates",
     "Users",
     "Consent",
+    "Spend",
     "Audit log",
     "Settings",
     "API keys",
@@ -18,9 +19,9 @@ const NAV: Record<Role, string[]> = {
   ],
   dispatcher: ["Overview", "Send", "Delivery log", "Inbox", "Templates", "Your account"],
   compliance: ["Overview", "Delivery log", "Consent", "Audit log", "Your account"],
-  finance: ["Overview", "Delivery log", "Your account"],
+  finance: ["Overview", "Delivery log", "Spend", "Your account"],
 };
-const PAGES = ["/send", "/templates", "/users", "/audit", "/settings"];
+const PAGES = ["/send", "/templates", "/users", "/audit", "/settings", "/spend"];
 
 for (const role of ROLES) {
   test(`${role} sees only what the role allows`, async ({ page }) => {

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod metrics;
 pub mod sending;
 pub mod settings;
+pub mod spend;
 pub mod startup;
 pub mod twilio_api;
 pub mod twilio_usage;

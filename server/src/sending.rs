@@ -244,6 +244,11 @@ impl Sending {
             stop.clone(),
         )));
         tasks.push(tokio::spawn(fold_totals(self.db.clone(), stop.clone())));
+        tasks.push(tokio::spawn(post_budget_alerts(
+            self.db.clone(),
+            settings.alert_webhook_secret.clone(),
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(forget_idempotency_keys(self.db.clone(), stop)));
         tasks
     }
@@ -316,6 +321,52 @@ async fn fold_totals(db: Db, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 if let Err(e) = backend::totals::fold(&db).await {
                     tracing::warn!(error = %e, "could not fold the changes into the message totals; trying again in a few seconds");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}
+
+/// Budget alerts are posted to the webhook in Settings every few seconds, once across
+/// instances (`backend::budgets::post_alerts`).
+async fn post_budget_alerts(
+    db: Db,
+    secret: Option<secrecy::SecretString>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use secrecy::ExposeSecret;
+    let every = Duration::from_secs(5);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let http = backend::budgets::alert_client();
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let run = async {
+                    let url = backend::settings::sending(&db).await?.budgets.alert_webhook_url;
+                    let hook = match (&url, &secret) {
+                        (Some(url), Some(secret)) => Some(backend::budgets::AlertHook {
+                            url,
+                            secret: secret.expose_secret().as_bytes(),
+                        }),
+                        (Some(_), None) => {
+                            if !std::mem::replace(&mut warned, true) {
+                                tracing::warn!("budget alerts are not posted: Settings name a webhook but SMSDESK_ALERT_WEBHOOK_SECRET is not set");
+                            }
+                            return anyhow::Ok(());
+                        }
+                        (None, _) => None,
+                    };
+                    backend::budgets::post_alerts(&db, &http, hook, now_micros()).await?;
+                    anyhow::Ok(())
+                };
+                if let Err(e) = run.await {
+                    tracing::warn!(error = %e, "could not post the budget alerts; trying again in a few seconds");
                 }
             }
             _ = stop.changed() => break,

@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// When set, `/metrics` asks for it as a bearer token (`Authorization: Bearer …`).
     #[arg(long, env = "SMSDESK_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Signs the budget alerts posted to the webhook named in Settings (HMAC-SHA256 in
+    /// `X-Smsdesk-Signature: sha256=…`); alerts are not posted without it.
+    #[arg(long, env = "SMSDESK_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub alert_webhook_secret: Option<String>,
     /// Log lines as `json` (one object a line, for log collectors) or `text`; `auto`: text at a
     /// terminal, JSON otherwise.
     #[arg(long, env = "SMSDESK_LOG_FORMAT", default_value = "auto")]
@@ -167,6 +171,8 @@ pub struct Settings {
     pub request_timeout: std::time::Duration,
     /// The bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<SecretString>,
+    /// What signs budget alerts posted to the webhook.
+    pub alert_webhook_secret: Option<SecretString>,
 }
 
 fn check_sid(
@@ -401,6 +407,7 @@ impl ServeArgs {
             worker: self.worker,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
             metrics_token: self.metrics_token.map(SecretString::from),
+            alert_webhook_secret: self.alert_webhook_secret.map(SecretString::from),
         })
     }
 }

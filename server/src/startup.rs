@@ -111,6 +111,9 @@ impl Application {
                 db: db.clone(),
                 key: sending.key.clone(),
             });
+        let spend_downloads = Router::new()
+            .route("/spend/export.csv", get(crate::spend::export))
+            .with_state(db.clone());
         let state = app::state::AppState {
             db: db.clone(),
             key: sending.key.clone(),
@@ -137,6 +140,7 @@ impl Application {
             .merge(health)
             .merge(export)
             .merge(consent_downloads)
+            .merge(spend_downloads)
             .merge(console)
             .layer(axum::middleware::from_fn_with_state(
                 csrf::Origin(settings.public_url.clone()),

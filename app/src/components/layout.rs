@@ -102,3 +102,38 @@ pub fn ModeBanner() -> impl IntoView {
         </Suspense>
     }
 }
+
+/// For finance and admins, on every page: each budget that has reached a warning level in its
+/// running period (the highest level reached).
+#[component]
+pub fn BudgetBanner() -> impl IntoView {
+    let CurrentUser(user) = expect_context::<CurrentUser>();
+    // Asked from the browser once the page is up, like the mode banner: it is about the
+    // installation, not the page.
+    let alerts = LocalResource::new(move || async move {
+        match user.await {
+            Ok(Some(u)) if u.can(domain::access::Permission::ViewSpend) => {
+                crate::spend::api::budget_alerts().await.unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    });
+    view! {
+        <Suspense fallback=|| ()>
+            {move || alerts.get().filter(|a| !a.is_empty()).map(|alerts| view! {
+                <div class="budget-banner" role="alert" data-testid="budget-banner">
+                    {alerts.into_iter().map(|a| {
+                        let money = |m: i64| domain::money::Money::from_micros(m).to_string();
+                        view! {
+                            <p>
+                                <strong>{format!("The {} has reached {} %", a.name, a.level)}</strong>
+                                {format!(" ({} of {} reserved). ", money(a.spent_micros), money(a.amount_micros))}
+                                <a href="/spend">"See spend"</a>
+                            </p>
+                        }
+                    }).collect_view()}
+                </div>
+            })}
+        </Suspense>
+    }
+}

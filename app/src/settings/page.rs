@@ -205,6 +205,26 @@ fn SettingsForm(initial: SendingSettings) -> impl IntoView {
                 </div>
             </fieldset>
             <fieldset>
+                <legend>"Budgets"</legend>
+                <label class="check">
+                    <input
+                        type="checkbox"
+                        prop:checked=move || settings.with(|s| s.budgets.exempt_emergency)
+                        on:change=move |ev| settings.update(|s| s.budgets.exempt_emergency = event_target_checked(&ev))
+                    />
+                    " Emergency messages pass budgets' hard stops (they still count)"
+                </label>
+                <div class="field">
+                    <label for="alert-webhook">"Post budget alerts to (https address; signed with SMSDESK_ALERT_WEBHOOK_SECRET; empty: none)"</label>
+                    <input id="alert-webhook" type="url" prop:value=move || settings.with(|s| s.budgets.alert_webhook_url.clone().unwrap_or_default())
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev).trim().to_owned();
+                            settings.update(|s| s.budgets.alert_webhook_url = (!v.is_empty()).then_some(v));
+                        }/>
+                </div>
+                <p class="muted">"Budgets themselves and the price table are set on the Spend page (finance and admins)."</p>
+            </fieldset>
+            <fieldset>
                 <legend>"Simulator"</legend>
                 <div class="field-grid">
                     <Number id="sim-delivered" label="Delivered (percent)" settings get=|s| u32::from(s.simulator.delivered_percent) set=|s, v| s.simulator.delivered_percent = u8::try_from(v).unwrap_or(u8::MAX)/>

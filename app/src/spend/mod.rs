@@ -1,0 +1,4 @@
+//! Spend and budgets, for finance and admins.
+
+pub mod api;
+pub mod page;
