@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod export;
 pub mod inbox;
 pub mod intake;
+pub mod late_prices;
 pub mod outbox;
 pub mod outcome;
 pub mod retention;

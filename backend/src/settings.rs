@@ -658,3 +658,57 @@ pub fn apply_price_list(
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod price_list_tests {
+    use super::*;
+    use domain::pricing::starting_prices;
+
+    #[test]
+    fn a_csv_replaces_the_table_and_names_a_bad_line() {
+        let rows = apply_price_list(
+            &starting_prices(),
+            "country,sender_kind,price_per_segment\nUS,any,0.0079\nUS,toll_free,0.0083\n",
+        )
+        .expect("read");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].per_segment.micros(), 7_900);
+        let bad = apply_price_list(&starting_prices(), "US,any,0.0079\nXX,any,cheap")
+            .expect_err("bad line");
+        assert!(bad.to_string().contains("line 2"), "{bad}");
+        assert!(
+            apply_price_list(
+                &starting_prices(),
+                "country,sender_kind,price_per_segment\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn twilios_pricing_answer_replaces_its_country_only() {
+        let answer = r#"{"iso_country": "AU", "price_unit": "USD", "outbound_sms_prices": [
+            {"carrier": "Telstra", "prices": [{"number_type": "local", "base_price": "0.0515", "current_price": "0.0515"}]},
+            {"carrier": "Optus", "prices": [{"number_type": "local", "base_price": "0.0600", "current_price": "0.0600"}]}
+        ]}"#;
+        let rows = apply_price_list(&starting_prices(), answer).expect("read");
+        let au: Vec<_> = rows.iter().filter(|r| r.country == "AU").collect();
+        // Long codes, and any other sender: each at the dearest carrier's price.
+        assert_eq!(au.len(), 2);
+        assert!(
+            au.iter().all(|r| r.per_segment.micros() == 60_000),
+            "{au:?}"
+        );
+        assert!(
+            rows.iter().any(|r| r.country == "US"),
+            "other countries stay"
+        );
+        let euros = answer.replace("\"USD\"", "\"EUR\"");
+        assert!(
+            apply_price_list(&starting_prices(), &euros)
+                .expect_err("EUR")
+                .to_string()
+                .contains("EUR")
+        );
+    }
+}

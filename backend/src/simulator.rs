@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::money::Money;
 use domain::segments::SegmentedMessage;
 use domain::signature::AuthToken;
 use domain::status::MessageStatus;
@@ -84,6 +85,9 @@ struct PendingCallback {
     sid: String,
     status: MessageStatus,
     error: Option<(u32, &'static str)>,
+    /// What the message costs, set on it when this status arrives (as Twilio, the price is
+    /// known only once the message has left, and only a fetch of the message shows it).
+    price: Option<Money>,
 }
 
 struct State {
@@ -159,6 +163,18 @@ impl Simulator {
         now: i64,
         settings: &SimulatorSettings,
     ) -> Result<Message, TwilioError> {
+        self.create_priced(message, now, settings, None)
+    }
+
+    /// [`Simulator::create`] for a message whose segments cost `per_segment` (the price table's
+    /// price): the message carries its price once sent, as a fetch shows.
+    pub fn create_priced(
+        &self,
+        message: &NewMessage,
+        now: i64,
+        settings: &SimulatorSettings,
+        per_segment: Option<Money>,
+    ) -> Result<Message, TwilioError> {
         if let Some((_, code, text)) = MAGIC_TO.iter().find(|(n, ..)| *n == message.to) {
             return Err(api_error(400, *code, text));
         }
@@ -190,7 +206,13 @@ impl Simulator {
             },
             body: message.body.clone(),
             num_segments: u32::try_from(segments).unwrap_or(u32::MAX),
-            price: None,
+            // Without callbacks nothing marks it sent later: priced at once.
+            price: if message.status_callback.is_none() {
+                per_segment
+                    .and_then(|p| p.for_segments(u32::try_from(segments).unwrap_or(u32::MAX)))
+            } else {
+                None
+            },
             price_unit: Some("USD".to_owned()),
             error_code: None,
             error_message: None,
@@ -226,11 +248,23 @@ impl Simulator {
                         sid: sid.clone(),
                         status,
                         error,
+                        price: per_segment.and_then(|p| {
+                            p.for_segments(u32::try_from(segments).unwrap_or(u32::MAX))
+                        }),
                     },
                 );
             }
         }
         Ok(created)
+    }
+
+    /// One message by sid, as Twilio's fetch answers it (404 / 20404 for an unknown sid).
+    pub fn fetch(&self, sid: &str) -> Result<Message, TwilioError> {
+        self.lock()
+            .ledger
+            .get(sid)
+            .cloned()
+            .ok_or_else(|| api_error(404, 20404, "The requested resource was not found"))
     }
 
     /// Messages created for `to` and sent on or after `day` (as Twilio's `DateSent>` filter).
@@ -264,6 +298,7 @@ impl Simulator {
                     m.date_updated = micros_to_datetime(now);
                     if cb.status == MessageStatus::Sent {
                         m.date_sent = micros_to_datetime(now);
+                        m.price = cb.price;
                     }
                     m.error_code = cb.error.map(|(c, _)| c);
                     m.error_message = cb.error.map(|(_, t)| t.to_owned());

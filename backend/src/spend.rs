@@ -79,7 +79,7 @@ pub async fn report(
     let (day, order) = if per_day {
         ("day", "day, key")
     } else {
-        ("0", "SUM(estimated_micros) DESC, key")
+        ("CAST(0 AS BIGINT)", "SUM(estimated_micros) DESC, key")
     };
     let sql = format!(
         "SELECT {day} AS d, key, CAST(SUM(messages) AS BIGINT), CAST(SUM(segments) AS BIGINT),
@@ -163,14 +163,14 @@ pub struct Unpriced {
     pub estimated_micros: Option<i64>,
 }
 
-/// Up to `limit` messages created from `from` to 24 hours before `now` that left smsdesk but
-/// have no reported price, newest first.
+/// Up to `limit` messages handed to Twilio from `from` to 24 hours before `now` that have no
+/// reported price, latest first (the partial index `messages_unpriced` holds exactly these).
 pub async fn unpriced(db: &Db, from: i64, now: i64, limit: i64) -> Result<Vec<Unpriced>, DbError> {
     let rows: Vec<(String, i64, String, String, Option<i64>)> = on_db!(db, |pool| sqlx::query_as(
         "SELECT sid, created_at, status, to_region, estimated_micros FROM messages
-          WHERE created_at >= $1 AND created_at < $2 AND price_micros IS NULL
-            AND status IN ('sent', 'delivered', 'undelivered', 'failed', 'read')
-          ORDER BY created_at DESC LIMIT $3"
+          WHERE price_micros IS NULL AND provider_sid IS NOT NULL
+            AND dispatched_at >= $1 AND dispatched_at < $2
+          ORDER BY dispatched_at DESC LIMIT $3"
     )
     .bind(from)
     .bind(now - DAY)

@@ -183,6 +183,8 @@ pub mod fake_twilio {
 
     #[derive(Default)]
     struct State {
+        /// Prices Twilio reports once set (`set_price`): sid → (price, unit).
+        prices: HashMap<String, (String, String)>,
         ledger: Vec<Created>,
         scripts: HashMap<String, VecDeque<Script>>,
         refused: usize,
@@ -229,6 +231,28 @@ pub mod fake_twilio {
     impl Respond for Responder {
         fn respond(&self, request: &Request) -> ResponseTemplate {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if request.method.as_str() == "GET" && request.url.path().contains("/Messages/SM") {
+                // Fetch one message: `.../Messages/{Sid}.json`.
+                let sid = request
+                    .url
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(".json");
+                let Some(c) = state.ledger.iter().find(|c| c.sid == sid) else {
+                    return ResponseTemplate::new(404).set_body_json(json!({
+                        "code": 20404, "message": "The requested resource was not found",
+                        "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404,
+                    }));
+                };
+                let mut body = message_json(c, "delivered");
+                if let Some((price, unit)) = state.prices.get(sid) {
+                    body["price"] = json!(price);
+                    body["price_unit"] = json!(unit);
+                }
+                return ResponseTemplate::new(200).set_body_json(body);
+            }
             if request.method.as_str() == "GET" {
                 let query: HashMap<String, String> = request
                     .url
@@ -315,7 +339,26 @@ pub mod fake_twilio {
                     .mount(&server)
                     .await;
             }
+            Mock::given(method("GET"))
+                .and(path_regex(
+                    r"^/2010-04-01/Accounts/AC[0-9a-f]{32}/Messages/SM[0-9a-f]{32}\.json$",
+                ))
+                .respond_with(Responder {
+                    state: state.clone(),
+                    delay: Duration::ZERO,
+                })
+                .mount(&server)
+                .await;
             FakeTwilio { server, state }
+        }
+
+        /// From now on, a fetch of `sid` reports this price (`-0.00830`) in `unit` (`USD`).
+        pub fn set_price(&self, sid: &str, price: &str, unit: &str) {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .prices
+                .insert(sid.to_owned(), (price.to_owned(), unit.to_owned()));
         }
 
         pub fn uri(&self) -> String {

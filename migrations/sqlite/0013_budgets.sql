@@ -41,3 +41,11 @@ CREATE TABLE budget_alerts (
     notified_at   BIGINT,
     PRIMARY KEY (period, category, period_start, level)
 );
+
+-- Twilio often fills a message's price minutes after it left: smsdesk asks for it again
+-- (backend::late_prices), at most once an hour per message (price_checked_at), once per minute
+-- across instances.
+ALTER TABLE messages ADD COLUMN price_checked_at BIGINT;
+CREATE INDEX messages_unpriced ON messages (dispatched_at)
+    WHERE price_micros IS NULL AND provider_sid IS NOT NULL;
+INSERT INTO periodic_jobs (name, due_at) VALUES ('fetch_prices', 0);

@@ -244,6 +244,11 @@ impl Sending {
             stop.clone(),
         )));
         tasks.push(tokio::spawn(fold_totals(self.db.clone(), stop.clone())));
+        tasks.push(tokio::spawn(fetch_late_prices(
+            self.db.clone(),
+            self.provider.clone(),
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(post_budget_alerts(
             self.db.clone(),
             settings.alert_webhook_secret.clone(),
@@ -321,6 +326,27 @@ async fn fold_totals(db: Db, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 if let Err(e) = backend::totals::fold(&db).await {
                     tracing::warn!(error = %e, "could not fold the changes into the message totals; trying again in a few seconds");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}
+
+/// Prices Twilio reports late are asked for every minute, by one instance
+/// (`backend::late_prices`).
+async fn fetch_late_prices(db: Db, provider: Provider, mut stop: watch::Receiver<bool>) {
+    let minute = Duration::from_secs(60);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = backend::late_prices::run(&db, &provider, now_micros()).await {
+                    tracing::warn!(error = %e, "could not ask for late prices; trying again in a minute");
                 }
             }
             _ = stop.changed() => break,

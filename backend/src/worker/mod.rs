@@ -67,7 +67,26 @@ impl Provider {
     ) -> Result<twilio::Message, TwilioError> {
         match self {
             Provider::Twilio(client) => client.create_message(message).await,
-            Provider::Simulator(sim) => sim.create(message, now, &settings.simulator),
+            Provider::Simulator(sim) => {
+                // The simulator charges what the price table says, as Twilio charges its list.
+                let region = domain::phone::PhoneNumber::parse(&message.to, None)
+                    .map(|n| n.region().to_owned())
+                    .unwrap_or_default();
+                let kind = match &message.sender {
+                    twilio::Sender::From(from) => Some(domain::sending::SenderKind::of(from)),
+                    twilio::Sender::MessagingService(_) => None,
+                };
+                let per_segment = domain::pricing::lookup(&settings.prices, &region, kind);
+                sim.create_priced(message, now, &settings.simulator, per_segment)
+            }
+        }
+    }
+
+    /// One message as the provider has it now (its price, once known).
+    pub async fn fetch(&self, sid: &str) -> Result<twilio::Message, TwilioError> {
+        match self {
+            Provider::Twilio(client) => client.fetch_message(sid).await,
+            Provider::Simulator(sim) => sim.fetch(sid),
         }
     }
 

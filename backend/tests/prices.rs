@@ -1,0 +1,190 @@
+//! Actual prices: from a status callback, and from a later fetch of the message (Twilio often
+//! fills `price` minutes after the message left), through a fake Twilio over HTTP and through
+//! the simulator; a price in another currency is not mixed in.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend::crypto::DataKey;
+use backend::db::{Db, now_micros};
+use backend::intake::{Content, Intake, Submission};
+use backend::outbox::{self, MessageView, Source};
+use backend::settings::{self, SendingSettings};
+use backend::simulator::Simulator;
+use backend::testing::fake_twilio::FakeTwilio;
+use backend::twilio::{Sender, TwilioClient, TwilioConfig};
+use backend::worker::{Callback, Provider, Worker, WorkerConfig};
+use domain::status::MessageStatus;
+use secrecy::SecretString;
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const MINUTE: i64 = 60_000_000;
+
+fn key() -> DataKey {
+    DataKey::new(&[7u8; 32])
+}
+
+fn open_settings() -> SendingSettings {
+    let mut s = SendingSettings::default();
+    s.limits.per_second = 10_000;
+    s.limits.per_minute = 100_000;
+    s.limits.per_hour = 1_000_000;
+    s.pace.long_code = 10_000;
+    s
+}
+
+fn twilio(fake: &FakeTwilio) -> Provider {
+    Provider::Twilio(
+        TwilioClient::new(TwilioConfig {
+            base_url: fake.uri(),
+            account_sid: ACCOUNT.to_owned(),
+            username: ACCOUNT.to_owned(),
+            password: SecretString::from("token"),
+            timeout: Duration::from_secs(2),
+        })
+        .expect("client"),
+    )
+}
+
+fn worker(db: &Db, provider: Provider) -> Worker {
+    // Nothing listens there: the simulator's callbacks are refused at once, its ledger moves on.
+    let config = WorkerConfig::new(
+        Sender::From("+15005550006".to_owned()),
+        Some("http://127.0.0.1:9/webhooks/twilio/status".to_owned()),
+    );
+    Worker::new(db.clone(), key(), provider, config)
+}
+
+async fn send(db: &Db, to: &str, body: &str, now: i64) -> MessageView {
+    settings::save_sending(db, &backend::audit::Actor::system(), &open_settings())
+        .await
+        .expect("settings");
+    let s = settings::sending(db).await.expect("settings");
+    Intake::new(db.clone(), key(), Arc::new(tokio::sync::Notify::new()))
+        .submit(
+            &s,
+            &Source::User("dispatch@safeshipper.example".to_owned()),
+            vec![Submission {
+                to: to.to_owned(),
+                content: Content::Body(body.to_owned()),
+                category: None,
+                sender: None,
+                validity_seconds: None,
+            }],
+            now,
+        )
+        .await
+        .expect("db")
+        .pop()
+        .expect("one")
+        .expect("accepted")
+}
+
+async fn price_of(db: &Db, sid: &str) -> Option<i64> {
+    outbox::find(db, &key(), sid)
+        .await
+        .expect("db")
+        .expect("found")
+        .price_micros
+}
+
+async fn prices_come_from_callbacks_and_from_a_late_fetch(db: Db) {
+    let fake = FakeTwilio::start().await;
+    let provider = twilio(&fake);
+    let t0 = now_micros();
+    let by_callback = send(&db, "+14155552671", "Depot 3 at 9", t0).await;
+    let by_fetch = send(&db, "+14155552672", &"a".repeat(161), t0).await;
+    let in_euros = send(&db, "+14155552673", "Depot 4 at 10", t0).await;
+    let w = worker(&db, provider.clone());
+    assert_eq!(w.try_execute_task(t0).await.expect("step").sent, 3);
+    let twilio_sid = |m: &MessageView| {
+        let db = db.clone();
+        let sid = m.sid.clone();
+        async move {
+            outbox::find(&db, &key(), &sid)
+                .await
+                .expect("db")
+                .expect("found")
+                .provider_sid
+                .expect("sent")
+        }
+    };
+    // A callback that carries a price (Twilio's older webhooks and some channels do).
+    backend::worker::record_callback(
+        &db,
+        &key(),
+        &Callback {
+            sid: twilio_sid(&by_callback).await,
+            status: MessageStatus::Delivered,
+            error_code: None,
+            error_message: None,
+            price_micros: Some(8_300),
+        },
+        t0,
+    )
+    .await
+    .expect("recorded");
+    assert_eq!(price_of(&db, &by_callback.sid).await, Some(8_300));
+    // Too early: nothing is asked before the message has had time to settle.
+    let early = backend::late_prices::fetch(&db, &provider, t0 + MINUTE)
+        .await
+        .expect("db");
+    assert_eq!(early.asked, 0);
+    // Twilio fills the others' prices later; one in euros.
+    fake.set_price(&twilio_sid(&by_fetch).await, "-0.01660", "USD");
+    fake.set_price(&twilio_sid(&in_euros).await, "-0.00770", "EUR");
+    let later = backend::late_prices::fetch(&db, &provider, t0 + 3 * MINUTE)
+        .await
+        .expect("db");
+    assert_eq!((later.asked, later.priced), (2, 1));
+    assert_eq!(price_of(&db, &by_fetch.sid).await, Some(16_600));
+    assert_eq!(
+        price_of(&db, &in_euros.sid).await,
+        None,
+        "never mixed with dollars"
+    );
+    // Asked at most once an hour: a minute later nothing is asked again.
+    let again = backend::late_prices::fetch(&db, &provider, t0 + 4 * MINUTE)
+        .await
+        .expect("db");
+    assert_eq!(again.asked, 0);
+    // The reported prices reach the totals the spend page reads.
+    let day = t0 - t0.rem_euclid(86_400_000_000);
+    let rows = backend::spend::report(
+        &db,
+        backend::spend::Group::Country,
+        false,
+        day,
+        day + 86_400_000_000,
+    )
+    .await
+    .expect("db");
+    assert_eq!(rows[0].key, "US");
+    assert_eq!(rows[0].figures.actual_micros, 8_300 + 16_600);
+    assert_eq!(rows[0].figures.estimated_micros, 8_300 * 4);
+}
+on_both!(prices_come_from_callbacks_and_from_a_late_fetch);
+
+async fn the_simulator_charges_the_price_table(db: Db) {
+    let sim = Arc::new(Simulator::new(
+        ACCOUNT,
+        domain::signature::AuthToken::new("sim-token").expect("token"),
+        Some(7),
+    ));
+    let provider = Provider::Simulator(sim.clone());
+    let t0 = now_micros();
+    let m = send(&db, "+14155552671", &"b".repeat(200), t0).await;
+    let w = worker(&db, provider.clone());
+    assert_eq!(w.try_execute_task(t0).await.expect("step").sent, 1);
+    // Not priced until it has left (the simulator posts "sent" after its delay).
+    sim.post_due(t0 + 10 * MINUTE).await;
+    let fetched = backend::late_prices::fetch(&db, &provider, t0 + 10 * MINUTE)
+        .await
+        .expect("db");
+    assert_eq!((fetched.asked, fetched.priced), (1, 1));
+    // Two segments at the US price.
+    assert_eq!(price_of(&db, &m.sid).await, Some(16_600));
+}
+on_both!(the_simulator_charges_the_price_table);
