@@ -70,6 +70,7 @@ fn bench_settings(database: &TestDb) -> Settings {
         worker: false,
         request_timeout: std::time::Duration::from_secs(30),
         metrics_token: None,
+        alert_webhook_secret: None,
         webhook_shared_key: None,
     }
 }

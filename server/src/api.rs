@@ -711,6 +711,165 @@ pub async fn create_batch(
     .await
 }
 
+/// What sending a batch would cost and do to the budgets, without sending.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EstimateAnswer)]
+pub struct EstimateJson {
+    /// Messages given.
+    messages: usize,
+    /// Messages that pass every check (budgets aside).
+    sendable: usize,
+    /// Those that would be refused by a check, with why.
+    refused: Vec<BatchItemJson>,
+    segments: u64,
+    /// Segments × the price table, USD decimal string.
+    estimated_price: String,
+    /// Sendable messages to countries without a price (not in the estimate).
+    unpriced: usize,
+    /// Each budget the messages fall under, before and after.
+    budgets: Vec<BudgetEffectJson>,
+    /// No budget's hard stop would refuse any of them.
+    within_budgets: bool,
+}
+
+/// One budget before and after a batch.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BudgetEffect)]
+pub struct BudgetEffectJson {
+    /// "daily budget", "monthly shipment budget".
+    budget: String,
+    period: String,
+    category: Option<String>,
+    amount: String,
+    /// Reserved so far this period, USD.
+    reserved: String,
+    /// Reserved after the batch, USD.
+    after: String,
+    hard_stop: bool,
+    /// How many of the batch's messages its hard stop would refuse.
+    would_refuse: usize,
+    /// When the period starts again, RFC 3339 UTC.
+    resets_at: String,
+}
+
+/// `POST /api/v1/messages/estimate`: the same body as a batch; what it would cost and do to
+/// each budget, checked as intake checks it, without writing anything.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages/estimate",
+    tag = "messages",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "The batch's cost and its effect on each budget", body = EstimateJson),
+        (status = 400, description = "The body is not the JSON described, or `messages` is empty", body = ErrorJson),
+        (status = 401, description = "No API key, or an unknown or revoked one", body = ErrorJson),
+        (status = 413, description = "More than 1,000 messages, or the body is too large", body = ErrorJson),
+        (status = 503, description = "The database is down, try again", body = ErrorJson),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn estimate(
+    State(sending): State<Sending>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let key = authenticate(&sending, &parts.headers).await?;
+    let raw = read_body(body, crate::startup::MAX_BATCH_BODY_BYTES).await?;
+    let BatchCount {
+        messages: Count(count),
+    } = parse(&raw)?;
+    if count == 0 {
+        return Err(bad_request("`messages` is empty: give 1 to 1,000 messages"));
+    }
+    if count > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{count} messages at once; at most {MAX_BATCH}: split them"),
+        ));
+    }
+    let batch: BatchRequest = parse(&raw)?;
+    let settings = settings(&sending).await?;
+    let source = Source::ApiKey(key.id.clone());
+    let mut refused = Vec::new();
+    let mut submissions = Vec::new();
+    let mut indexes = Vec::new();
+    for (index, v) in batch.messages.into_iter().enumerate() {
+        match serde_json::from_value::<MessageRequest>(v)
+            .map_err(|e| bad_request(format!("not a message: {e}")))
+            .and_then(MessageRequest::into_submission)
+        {
+            Ok(s) => {
+                submissions.push(s);
+                indexes.push(index);
+            }
+            Err(e) => refused.push((index, e)),
+        }
+    }
+    let checked = sending
+        .intake
+        .check(&settings, &source, submissions)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let mut prepared = Vec::new();
+    for (index, c) in indexes.into_iter().zip(checked) {
+        match c {
+            Ok(p) => prepared.push(p),
+            Err(r) => refused.push((index, refusal_error(r))),
+        }
+    }
+    refused.sort_by_key(|(i, _)| *i);
+    let charges: Vec<_> = prepared
+        .iter()
+        .map(backend::intake::Prepared::charge)
+        .collect();
+    let effects = backend::budgets::preview(&sending.db, &charges, now_micros())
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let dollars = |m: i64| domain::money::Money::from_micros(m).to_decimal();
+    let answer = EstimateJson {
+        messages: count,
+        sendable: prepared.len(),
+        refused: refused
+            .into_iter()
+            .map(|(index, e)| BatchItemJson {
+                index,
+                id: None,
+                status: None,
+                segments: None,
+                error: Some(e.detail()),
+            })
+            .collect(),
+        segments: prepared.iter().map(|p| u64::from(p.segments)).sum(),
+        estimated_price: dollars(prepared.iter().filter_map(|p| p.estimated_micros).sum()),
+        unpriced: prepared
+            .iter()
+            .filter(|p| p.estimated_micros.is_none())
+            .count(),
+        within_budgets: effects.iter().all(|e| e.refused == 0),
+        budgets: effects
+            .into_iter()
+            .map(|e| BudgetEffectJson {
+                budget: backend::budgets::describe(&e.budget),
+                period: e.budget.period.as_str().to_owned(),
+                category: e.budget.category.map(|c| c.as_str().to_owned()),
+                amount: dollars(e.budget.amount_micros),
+                reserved: dollars(e.spent_micros),
+                after: dollars(e.after_micros),
+                hard_stop: e.budget.hard_stop,
+                would_refuse: e.refused,
+                resets_at: chrono::DateTime::from_timestamp_micros(e.resets_at)
+                    .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&answer).expect("serializable"),
+    ))
+}
+
 /// Most messages on one page of `GET /api/v1/messages`; 50 when `limit` is not given.
 pub const MAX_LIST_LIMIT: u32 = 500;
 const DEFAULT_LIST_LIMIT: u32 = 50;
@@ -892,8 +1051,8 @@ struct IdempotencyHeader {
         description = "Send SMS through smsdesk: every message is checked (number, geo permissions, consent, template, body, sender) and written to the outbox before the answer. Authenticate with an API key: Basic (key id `SK…` and secret) or Bearer (the secret).",
         version = "1"
     ),
-    paths(create_message, create_batch, list_messages, get_message),
-    components(schemas(MessageRequest, BatchRequest, MessageJson, MessagePageJson, EventJson, ErrorJson, ErrorDetail, BatchJson, BatchItemJson)),
+    paths(create_message, create_batch, estimate, list_messages, get_message),
+    components(schemas(MessageRequest, BatchRequest, MessageJson, MessagePageJson, EventJson, ErrorJson, ErrorDetail, BatchJson, BatchItemJson, EstimateJson, BudgetEffectJson)),
     modifiers(&Security),
     tags((name = "messages", description = "Sending and reading messages"))
 )]

@@ -162,6 +162,10 @@ impl Application {
                 post(api::create_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
             )
             .route(
+                "/api/v1/messages/estimate",
+                post(api::estimate).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+            )
+            .route(
                 "/api/v1/messages",
                 post(api::create_message).get(api::list_messages),
             )

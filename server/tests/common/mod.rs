@@ -105,6 +105,7 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
         worker: false,
         request_timeout: std::time::Duration::from_secs(30),
         metrics_token: None,
+        alert_webhook_secret: None,
         webhook_shared_key: None,
     };
     change(&mut settings);
