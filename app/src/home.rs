@@ -17,9 +17,9 @@ pub fn HomePage() -> impl IntoView {
     // Made here, once: the guard's closure may build its children more than once (`Guarded`).
     let figures = Resource::new(|| (), |_| overview());
     view! {
-        <Title text="OverviewFigures"/>
+        <Title text="Overview"/>
         <Guarded permission=None>
-            <h1>"OverviewFigures"</h1>
+            <h1>"Overview"</h1>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match figures.await {
@@ -82,6 +82,28 @@ fn Figures(o: OverviewFigures) -> impl IntoView {
                 {o.oldest_waiting.map(|t| view! { "; the oldest written " <LocalTime micros=t/> })}
             </p>
         </section>
+        {o.spend.clone().map(|s| {
+            let money = |m: i64| domain::money::Money::from_micros(m).to_string();
+            view! {
+                <section aria-labelledby="spend">
+                    <h2 id="spend"><a href="/spend">"Spend (estimated)"</a></h2>
+                    <p data-testid="overview-spend">
+                        "Today " <strong>{money(s.today_micros)}</strong>
+                        ", this month " <strong>{money(s.month_micros)}</strong> "."
+                    </p>
+                    {(!s.budgets.is_empty()).then(|| view! {
+                        <ul>
+                            {s.budgets.iter().map(|(name, spent, amount)| view! {
+                                <li>
+                                    <a href="/spend">{name.clone()}</a> ": "
+                                    {format!("{} of {} ({} %)", money(*spent), money(*amount), spent.saturating_mul(100) / (*amount).max(1))}
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    })}
+                </section>
+            }
+        })}
         <section aria-labelledby="failures">
             <h2 id="failures">
                 <a href=log_href(&LogQuery::default().with("status", "problems"), None)>"Latest failures"</a>

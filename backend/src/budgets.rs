@@ -188,7 +188,17 @@ pub async fn standings(db: &Db, now: i64) -> Result<Vec<Standing>, DbError> {
 
 /// The warning levels raised in the periods running at `now`, highest level first per budget.
 pub async fn current_alerts(db: &Db, now: i64) -> Result<Vec<Alert>, DbError> {
-    let mut alerts = raised_rows(db, now).await?;
+    let budgets = list(db).await?;
+    // A budget removed takes its banner with it.
+    let mut alerts: Vec<Alert> = raised_rows(db, now)
+        .await?
+        .into_iter()
+        .filter(|a| {
+            budgets
+                .iter()
+                .any(|b| b.budget.period == a.period && b.budget.category == a.category)
+        })
+        .collect();
     alerts.sort_by(|a, b| {
         (
             a.period,

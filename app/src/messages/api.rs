@@ -378,6 +378,18 @@ pub struct OverviewFigures {
     pub oldest_waiting: Option<i64>,
     /// The latest failed or undelivered messages.
     pub failures: Vec<LogRow>,
+    /// For finance and admins: what today and this month are estimated to cost, and each
+    /// budget's share used.
+    pub spend: Option<SpendFigures>,
+}
+
+/// The overview's spend, µ$.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendFigures {
+    pub today_micros: i64,
+    pub month_micros: i64,
+    /// (name, reserved, amount) per budget.
+    pub budgets: Vec<(String, i64, i64)>,
 }
 
 /// The overview: what happened today and what needs looking at (every signed-in role).
@@ -413,7 +425,44 @@ pub async fn overview() -> Result<OverviewFigures, AppError> {
         .await
         .map_err(failed)?;
     let whole = sees_numbers(&user);
+    let spend = if user.can(Permission::ViewSpend) {
+        use domain::budget::Period;
+        let month_start = Period::Month.start(now);
+        let rows = backend::spend::report(
+            &state.db,
+            backend::spend::Group::Category,
+            true,
+            month_start,
+            start + DAY,
+        )
+        .await
+        .map_err(failed)?;
+        let standings = backend::budgets::standings(&state.db, now)
+            .await
+            .map_err(failed)?;
+        Some(SpendFigures {
+            today_micros: rows
+                .iter()
+                .filter(|r| r.day == start)
+                .map(|r| r.figures.estimated_micros)
+                .sum(),
+            month_micros: rows.iter().map(|r| r.figures.estimated_micros).sum(),
+            budgets: standings
+                .iter()
+                .map(|s| {
+                    (
+                        backend::budgets::describe(&s.budget),
+                        s.spent_micros,
+                        s.budget.amount_micros,
+                    )
+                })
+                .collect(),
+        })
+    } else {
+        None
+    };
     Ok(OverviewFigures {
+        spend,
         today: crate::components::time::format_time(start)
             .split(' ')
             .next()
