@@ -8,8 +8,8 @@ test("finance sets a budget, a send passes 80 %, the banner appears", async ({ p
   await signIn(page, "finance", "/spend");
   await expect(page.getByTestId("spend-chart").locator("svg")).toBeVisible();
   const form = page.getByRole("form", { name: "Set a budget" });
-  await form.getByLabel("Period").selectOption("month");
-  await form.getByLabel("Messages").selectOption("driver");
+  await form.getByLabel("Period", { exact: true }).selectOption("month");
+  await form.getByLabel("Messages", { exact: true }).selectOption("driver");
   await form.getByLabel("Amount (US$)").fill("0.02");
   await form.getByRole("button", { name: "Save budget" }).click();
   await expect(page.getByTestId("budget-saved")).toBeVisible();
@@ -18,7 +18,7 @@ test("finance sets a budget, a send passes 80 %, the banner appears", async ({ p
   await page.waitForURL((url) => url.pathname === "/login");
 
   await signIn(page, "dispatcher", "/send");
-  await page.getByLabel("Recipients").fill("+1 415 555 2681\n+1 415 555 2682");
+  await page.getByLabel("Recipients").fill("+1 415 555 2661\n+1 415 555 2662");
   await page.getByLabel("Message").fill("Load 7 is ready at dock 2");
   await page.getByLabel("Category (sets the priority)").selectOption("driver");
   await page.getByRole("button", { name: "Review" }).click();
