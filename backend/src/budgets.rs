@@ -680,19 +680,20 @@ pub struct AlertHook<'a> {
 
 /// Posts each alert not yet posted, once across instances (claimed before the post, given
 /// back when it fails). Without a hook, alerts are marked done (the banner and the audit log
-/// have them). Answers how many were posted.
+/// have them). Answers the alerts done this round (posted, or nowhere to post), for the SMS.
 pub async fn post_alerts(
     db: &Db,
     http: &reqwest::Client,
     hook: Option<AlertHook<'_>>,
     now: i64,
-) -> Result<usize, DbError> {
-    let mut posted = 0;
+) -> Result<Vec<Alert>, DbError> {
+    let mut done = Vec::new();
     for alert in unnotified(db).await? {
         if !mark_notified(db, &alert, now).await? {
             continue;
         }
         let Some(hook) = &hook else {
+            done.push(alert);
             continue;
         };
         let body = alert_json(&alert).to_string();
@@ -708,7 +709,7 @@ pub async fn post_alerts(
             .await
             .and_then(reqwest::Response::error_for_status);
         match sent {
-            Ok(_) => posted += 1,
+            Ok(_) => done.push(alert),
             Err(e) => {
                 tracing::warn!(error = %e, level = alert.level, "could not post a budget alert to the webhook; trying again shortly");
                 unmark_notified(db, &alert).await?;
@@ -716,13 +717,151 @@ pub async fn post_alerts(
             }
         }
     }
-    Ok(posted)
+    Ok(done)
 }
 
+/// The SMS an alert is sent as to finance's numbers.
+pub fn alert_text(a: &Alert) -> String {
+    let money = |m: i64| domain::money::Money::from_micros(m).to_string();
+    let name = describe(&Budget {
+        period: a.period,
+        category: a.category,
+        amount_micros: a.amount_micros,
+        warn_percents: Vec::new(),
+        hard_stop: false,
+    });
+    format!(
+        "smsdesk: the {name} has reached {} % ({} of {}).",
+        a.level,
+        money(a.spent_micros),
+        money(a.amount_micros)
+    )
+}
+
+/// What alerts are posted with.
+pub type HttpClient = reqwest::Client;
+
 /// The HTTP client alerts are posted with (10 s per post).
-pub fn alert_client() -> reqwest::Client {
+pub fn alert_client() -> HttpClient {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap_or_default()
+}
+
+/// A number texted on every budget alert, as shown (masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertNumber {
+    pub id: i64,
+    pub masked: String,
+}
+
+/// Most numbers texted on an alert.
+pub const MAX_ALERT_NUMBERS: usize = 10;
+
+/// The numbers texted on every alert, masked.
+pub async fn alert_numbers(db: &Db) -> Result<Vec<AlertNumber>, DbError> {
+    let rows: Vec<(i64, String)> = on_db!(db, |pool| sqlx::query_as(
+        "SELECT id, masked FROM budget_alert_numbers ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await?);
+    Ok(rows
+        .into_iter()
+        .map(|(id, masked)| AlertNumber { id, masked })
+        .collect())
+}
+
+/// The numbers texted on every alert, whole (decrypted), for the SMS only.
+pub async fn alert_numbers_e164(
+    db: &Db,
+    key: &crate::crypto::DataKey,
+) -> Result<Vec<String>, DbError> {
+    let rows: Vec<String> = on_db!(db, |pool| sqlx::query_scalar(
+        "SELECT number_enc FROM budget_alert_numbers ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await?);
+    rows.iter()
+        .map(|enc| {
+            key.decrypt(enc).map_err(|_| DbError::Undecryptable {
+                what: "a budget alert number",
+            })
+        })
+        .collect()
+}
+
+/// Adds a number (E.164, checked by the caller) to those texted on alerts; `Err` says why not
+/// (already there, or too many). Audited with the number masked.
+pub async fn add_alert_number(
+    db: &Db,
+    key: &crate::crypto::DataKey,
+    actor: &Actor,
+    e164: &str,
+    masked: &str,
+    now: i64,
+) -> Result<Result<(), String>, DbError> {
+    let mut tx = db.begin().await?;
+    let (count, present): (i64, i64) = on_tx!(&mut tx, |conn| sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN number_hash = $1 THEN 1 ELSE 0 END), 0)
+           FROM budget_alert_numbers"
+    )
+    .bind(key.lookup_hash(e164))
+    .fetch_one(conn)
+    .await?);
+    if present > 0 {
+        return Ok(Err(format!("{masked} is already texted on alerts")));
+    }
+    if count >= MAX_ALERT_NUMBERS as i64 {
+        return Ok(Err(format!(
+            "at most {MAX_ALERT_NUMBERS} numbers are texted on alerts: remove one first"
+        )));
+    }
+    on_tx!(&mut tx, |conn| sqlx::query(
+        "INSERT INTO budget_alert_numbers (number_enc, number_hash, masked, added_at)
+         VALUES ($1, $2, $3, $4)"
+    )
+    .bind(key.encrypt(e164))
+    .bind(key.lookup_hash(e164))
+    .bind(masked)
+    .bind(now)
+    .execute(conn)
+    .await?
+    .rows_affected());
+    audit::record(
+        &mut tx,
+        actor,
+        "budget.alert_number.add",
+        masked,
+        None,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Stops texting alerts to a number; `false` when it was not there. Audited.
+pub async fn remove_alert_number(db: &Db, actor: &Actor, id: i64) -> Result<bool, DbError> {
+    let mut tx = db.begin().await?;
+    let masked: Option<String> = on_tx!(&mut tx, |conn| sqlx::query_scalar(
+        "DELETE FROM budget_alert_numbers WHERE id = $1 RETURNING masked"
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?);
+    let Some(masked) = masked else {
+        return Ok(false);
+    };
+    audit::record(
+        &mut tx,
+        actor,
+        "budget.alert_number.remove",
+        &masked,
+        None,
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }

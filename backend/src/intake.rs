@@ -586,7 +586,10 @@ fn check_message(
         encoding: analyzed.encoding().as_str(),
         segments,
         estimated_micros: domain::pricing::estimate(segments, price).map(Money::micros),
-        budget_exempt: settings.budgets.exempt_emergency && priority == Priority::Emergency,
+        // Emergencies while Settings exempt them, and smsdesk's own alerts (a budget's alert
+        // must reach finance when the budget is spent).
+        budget_exempt: (settings.budgets.exempt_emergency && priority == Priority::Emergency)
+            || matches!(source, Source::System(_)),
         body,
         template_key,
         category,

@@ -58,6 +58,8 @@ impl std::str::FromStr for MessageState {
 pub enum Source {
     ApiKey(String),
     User(String),
+    /// smsdesk itself, for the named purpose (`budget_alert`).
+    System(String),
 }
 
 impl Source {
@@ -72,6 +74,7 @@ impl Source {
         match self {
             Source::ApiKey(_) => "api_key",
             Source::User(_) => "console",
+            Source::System(_) => "system",
         }
     }
 }
@@ -81,6 +84,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::ApiKey(id) => write!(f, "api_key:{id}"),
             Source::User(email) => write!(f, "user:{email}"),
+            Source::System(what) => write!(f, "system:{what}"),
         }
     }
 }
@@ -91,6 +95,7 @@ impl std::str::FromStr for Source {
         match s.split_once(':') {
             Some(("api_key", id)) if !id.is_empty() => Ok(Source::ApiKey(id.to_owned())),
             Some(("user", email)) if !email.is_empty() => Ok(Source::User(email.to_owned())),
+            Some(("system", what)) if !what.is_empty() => Ok(Source::System(what.to_owned())),
             _ => Err(format!("unknown message source {s:?}")),
         }
     }

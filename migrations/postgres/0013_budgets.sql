@@ -49,3 +49,13 @@ ALTER TABLE messages ADD COLUMN price_checked_at BIGINT;
 CREATE INDEX messages_unpriced ON messages (dispatched_at)
     WHERE price_micros IS NULL AND provider_sid IS NOT NULL;
 INSERT INTO periodic_jobs (name, due_at) VALUES ('fetch_prices', 0);
+
+-- Finance's phones, texted on every budget alert: encrypted (AES-256-GCM, as every number
+-- smsdesk keeps), found by their keyed hash, shown masked.
+CREATE TABLE budget_alert_numbers (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    number_enc  TEXT   NOT NULL,
+    number_hash TEXT   NOT NULL UNIQUE,
+    masked      TEXT   NOT NULL,
+    added_at    BIGINT NOT NULL
+);

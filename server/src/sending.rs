@@ -250,7 +250,7 @@ impl Sending {
             stop.clone(),
         )));
         tasks.push(tokio::spawn(post_budget_alerts(
-            self.db.clone(),
+            self.clone(),
             settings.alert_webhook_secret.clone(),
             stop.clone(),
         )));
@@ -358,13 +358,12 @@ async fn fetch_late_prices(db: Db, provider: Provider, mut stop: watch::Receiver
 }
 
 /// Budget alerts are posted to the webhook in Settings every few seconds, once across
-/// instances (`backend::budgets::post_alerts`).
+/// instances (`backend::budgets::post_alerts`), and sent by SMS to the numbers Settings name.
 async fn post_budget_alerts(
-    db: Db,
+    sending: Sending,
     secret: Option<secrecy::SecretString>,
     mut stop: watch::Receiver<bool>,
 ) {
-    use secrecy::ExposeSecret;
     let every = Duration::from_secs(5);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -373,25 +372,7 @@ async fn post_budget_alerts(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let run = async {
-                    let url = backend::settings::sending(&db).await?.budgets.alert_webhook_url;
-                    let hook = match (&url, &secret) {
-                        (Some(url), Some(secret)) => Some(backend::budgets::AlertHook {
-                            url,
-                            secret: secret.expose_secret().as_bytes(),
-                        }),
-                        (Some(_), None) => {
-                            if !std::mem::replace(&mut warned, true) {
-                                tracing::warn!("budget alerts are not posted: Settings name a webhook but SMSDESK_ALERT_WEBHOOK_SECRET is not set");
-                            }
-                            return anyhow::Ok(());
-                        }
-                        (None, _) => None,
-                    };
-                    backend::budgets::post_alerts(&db, &http, hook, now_micros()).await?;
-                    anyhow::Ok(())
-                };
-                if let Err(e) = run.await {
+                if let Err(e) = alert_round(&sending, &http, secret.as_ref(), &mut warned).await {
                     tracing::warn!(error = %e, "could not post the budget alerts; trying again in a few seconds");
                 }
             }
@@ -401,6 +382,65 @@ async fn post_budget_alerts(
             break;
         }
     }
+}
+
+/// One round of [`post_budget_alerts`]; answers how many alerts it handled.
+pub async fn alert_round(
+    sending: &Sending,
+    http: &backend::budgets::HttpClient,
+    secret: Option<&secrecy::SecretString>,
+    warned: &mut bool,
+) -> anyhow::Result<usize> {
+    use secrecy::ExposeSecret;
+    let settings = backend::settings::sending(&sending.db).await?;
+    let url = settings.budgets.alert_webhook_url.as_deref();
+    let hook = match (url, secret) {
+        (Some(url), Some(secret)) => Some(backend::budgets::AlertHook {
+            url,
+            secret: secret.expose_secret().as_bytes(),
+        }),
+        (Some(_), None) => {
+            if !std::mem::replace(warned, true) {
+                tracing::warn!(
+                    "budget alerts are not posted to the webhook: Settings name one but SMSDESK_ALERT_WEBHOOK_SECRET is not set"
+                );
+            }
+            None
+        }
+        (None, _) => None,
+    };
+    let now = now_micros();
+    let done = backend::budgets::post_alerts(&sending.db, http, hook, now).await?;
+    let numbers = if done.is_empty() {
+        Vec::new()
+    } else {
+        backend::budgets::alert_numbers_e164(&sending.db, &sending.key).await?
+    };
+    if !numbers.is_empty() {
+        let submissions = done
+            .iter()
+            .flat_map(|a| {
+                let text = backend::budgets::alert_text(a);
+                numbers.iter().map(move |n| backend::intake::Submission {
+                    to: n.clone(),
+                    content: backend::intake::Content::Body(text.clone()),
+                    category: None,
+                    sender: None,
+                    validity_seconds: Some(3_600),
+                })
+            })
+            .collect();
+        let source = backend::outbox::Source::System("budget_alert".to_owned());
+        let results = sending
+            .intake
+            .submit(&settings, &source, submissions, now)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+            tracing::warn!(reason = %refused.message, "a budget alert SMS was refused");
+        }
+    }
+    Ok(done.len())
 }
 
 /// Idempotency keys (and the answers stored with them) are kept a day: forgotten every ten

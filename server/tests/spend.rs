@@ -177,9 +177,10 @@ async fn finance_sets_budgets_and_reads_spend(backend: Backend) {
 }
 on_both!(finance_sets_budgets_and_reads_spend);
 
-/// A warning level reached posts one signed alert to the webhook named in Settings.
+/// A warning level reached posts one signed alert to the webhook named in Settings and texts
+/// finance's numbers, once; a spent hard stop does not hold the alert's SMS back.
 #[tokio::test]
-async fn an_alert_reaches_the_webhook_signed() {
+async fn an_alert_reaches_the_webhook_signed_and_finance_by_sms() {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let hook = MockServer::start().await;
@@ -197,24 +198,38 @@ async fn an_alert_reaches_the_webhook_signed() {
     backend::settings::save_sending(&app.db, &Actor::cli(), &settings)
         .await
         .expect("saved");
+    backend::budgets::add_alert_number(
+        &app.db,
+        &app.sending.key,
+        &Actor::cli(),
+        "+14155550190",
+        "+1415555••90",
+        backend::db::now_micros(),
+    )
+    .await
+    .expect("db")
+    .expect("added");
+    // Kept encrypted: the number is nowhere in the table as text.
+    let stored: Vec<String> = backend::on_db!(&app.db, |pool| sqlx::query_scalar(
+        "SELECT number_enc || number_hash || masked FROM budget_alert_numbers"
+    )
+    .fetch_all(pool)
+    .await
+    .expect("stored"));
+    assert!(!stored[0].contains("4155550190"), "{stored:?}");
+    // $0.0083 of $0.01 is 83 %: the 50 and 80 levels; the hard stop has no room left.
     daily_hard_stop(&app, 10_000).await;
     let key = api_key(&app).await;
     let message = json!({ "to": "+14155552671", "body": "Depot 3 at 9" });
     let (status, _) = post_json(&app, &key, "/api/v1/messages", &message).await;
     assert_eq!(status, 202);
-    let posted = backend::budgets::post_alerts(
-        &app.db,
-        &backend::budgets::alert_client(),
-        Some(backend::budgets::AlertHook {
-            url: &format!("{}/alerts", hook.uri()),
-            secret: b"alert-secret",
-        }),
-        backend::db::now_micros(),
-    )
-    .await
-    .expect("db");
-    // $0.0083 of $0.01 is 83 %: the 50 and 80 levels.
-    assert_eq!(posted, 2);
+    let secret: secrecy::SecretString = "alert-secret".to_owned().into();
+    let http = backend::budgets::alert_client();
+    let mut warned = false;
+    let handled = server::sending::alert_round(&app.sending, &http, Some(&secret), &mut warned)
+        .await
+        .expect("round");
+    assert_eq!(handled, 2);
     let requests = hook.received_requests().await.expect("recorded");
     assert_eq!(requests.len(), 2);
     for r in &requests {
@@ -231,11 +246,33 @@ async fn an_alert_reaches_the_webhook_signed() {
         assert_eq!(body["type"], "budget.alert");
         assert_eq!(body["budget"], "daily budget");
     }
-    // Posted once: nothing is left for the next round.
+    // Two texts to finance, sent by smsdesk itself despite the spent hard stop.
+    let sent: Vec<(String, String)> = backend::on_db!(&app.db, |pool| sqlx::query_as(
+        "SELECT source, body FROM messages WHERE source LIKE 'system:%' ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await
+    .expect("messages"));
+    assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(
-        backend::budgets::unnotified(&app.db)
-            .await
-            .expect("db")
-            .is_empty()
+        sent.iter()
+            .all(|(source, _)| source == "system:budget_alert")
     );
+    for level in ["50 %", "80 %"] {
+        let text = format!("smsdesk: the daily budget has reached {level}");
+        assert!(
+            sent.iter().any(|(_, body)| body.starts_with(&text)),
+            "{sent:?}"
+        );
+    }
+    // The texts cost too and count: they take the day to 100 %, one more alert; then nothing
+    // is left (each level once).
+    let hundred = server::sending::alert_round(&app.sending, &http, Some(&secret), &mut warned)
+        .await
+        .expect("round");
+    assert_eq!(hundred, 1);
+    let again = server::sending::alert_round(&app.sending, &http, Some(&secret), &mut warned)
+        .await
+        .expect("round");
+    assert_eq!(again, 0);
 }

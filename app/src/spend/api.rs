@@ -451,3 +451,71 @@ pub async fn save_prices(list: String) -> Result<usize, AppError> {
         })?;
     Ok(rows)
 }
+
+/// A number texted on every budget alert (masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertNumberRow {
+    pub id: i64,
+    pub masked: String,
+}
+
+/// The numbers texted on every budget alert, masked.
+#[server(endpoint = "list_alert_numbers")]
+pub async fn list_alert_numbers() -> Result<Vec<AlertNumberRow>, AppError> {
+    require(Permission::ViewSpend, VIEW).await?;
+    let numbers = backend::budgets::alert_numbers(&state()?.db)
+        .await
+        .map_err(|e| AppError::internal("reading the alert numbers", &e))?;
+    Ok(numbers
+        .into_iter()
+        .map(|n| AlertNumberRow {
+            id: n.id,
+            masked: n.masked,
+        })
+        .collect())
+}
+
+/// Texts every budget alert to `number` too (typed in any format; stored encrypted).
+#[server(endpoint = "add_alert_number")]
+pub async fn add_alert_number(number: String) -> Result<(), AppError> {
+    let user = require(Permission::ManageBudgets, MANAGE).await?;
+    let st = state()?;
+    let region = backend::settings::sending(&st.db)
+        .await
+        .map_err(|e| AppError::internal("reading the settings", &e))?
+        .default_region;
+    let parsed = domain::phone::PhoneNumber::parse(&number, Some(&region)).map_err(|e| {
+        AppError::invalid(
+            "number",
+            format!("that is not a phone number ({e}): write it as +14155552671"),
+        )
+        .respond()
+    })?;
+    let actor = backend::audit::Actor::user(user.id, &user.email);
+    backend::budgets::add_alert_number(
+        &st.db,
+        &st.key,
+        &actor,
+        parsed.e164(),
+        &parsed.masked(),
+        backend::db::now_micros(),
+    )
+    .await
+    .map_err(|e| AppError::internal("saving the alert number", &e))?
+    .map_err(|e| AppError::invalid("number", e).respond())
+}
+
+/// Stops texting budget alerts to a number.
+#[server(endpoint = "remove_alert_number")]
+pub async fn remove_alert_number(id: i64) -> Result<(), AppError> {
+    let user = require(Permission::ManageBudgets, MANAGE).await?;
+    let actor = backend::audit::Actor::user(user.id, &user.email);
+    let removed = backend::budgets::remove_alert_number(&state()?.db, &actor, id)
+        .await
+        .map_err(|e| AppError::internal("removing the alert number", &e))?;
+    if removed {
+        Ok(())
+    } else {
+        Err(AppError::invalid("id", "that number is no longer texted (already removed?)").respond())
+    }
+}

@@ -13,8 +13,9 @@ use leptos_router::hooks::use_query_map;
 use crate::components::{ErrorNote, Guarded, LocalTime};
 use crate::error::AppError;
 use crate::spend::api::{
-    BudgetRow, GroupRow, LEGEND, PriceRow, RemoveBudget, SavePrices, SetBudget, SpendReport,
-    list_budgets, price_table, read_spend,
+    AddAlertNumber, AlertNumberRow, BudgetRow, GroupRow, LEGEND, PriceRow, RemoveAlertNumber,
+    RemoveBudget, SavePrices, SetBudget, SpendReport, list_alert_numbers, list_budgets,
+    price_table, read_spend,
 };
 
 fn money(micros: i64) -> String {
@@ -32,6 +33,12 @@ pub fn SpendPage() -> impl IntoView {
     let save_prices = ServerAction::<SavePrices>::new();
     let changed = move || (set.version().get(), remove.version().get());
     let prices = Resource::new(move || save_prices.version().get(), |_| price_table());
+    let add_number = ServerAction::<AddAlertNumber>::new();
+    let remove_number = ServerAction::<RemoveAlertNumber>::new();
+    let numbers = Resource::new(
+        move || (add_number.version().get(), remove_number.version().get()),
+        |_| list_alert_numbers(),
+    );
     let report = Resource::new(
         move || (from.get(), to.get(), changed()),
         |(from, to, _)| read_spend(from, to),
@@ -44,6 +51,7 @@ pub fn SpendPage() -> impl IntoView {
             <RangeForm from to/>
             <Report report/>
             <Budgets budgets set remove/>
+            <AlertNumbers numbers add=add_number remove=remove_number/>
             <Prices prices save=save_prices/>
         </Guarded>
     }
@@ -375,6 +383,53 @@ fn Prices(
                 Ok(n) => view! { <p role="status" data-testid="prices-saved">{format!("Saved: {n} price rows.")}</p> }.into_any(),
                 Err(e) => view! { <ErrorNote error=e/> }.into_any(),
             })}
+        </section>
+    }
+}
+
+#[component]
+fn AlertNumbers(
+    numbers: Resource<Result<Vec<AlertNumberRow>, AppError>>,
+    add: ServerAction<AddAlertNumber>,
+    remove: ServerAction<RemoveAlertNumber>,
+) -> impl IntoView {
+    view! {
+        <section aria-labelledby="alert-numbers-title">
+            <h3 id="alert-numbers-title">"Texted on every alert"</h3>
+            <p class="muted">
+                "Each warning level reached is also sent by SMS to these numbers (by smsdesk itself: past any hard stop, and counted). "
+                "Alerts always show here as a banner and in the audit log, and go to the webhook set in Settings."
+            </p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match numbers.await {
+                        Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <p data-testid="alert-numbers-empty">"No number yet."</p> }.into_any(),
+                        Ok(list) => view! {
+                            <ul data-testid="alert-numbers">
+                                {list.into_iter().map(|n| view! {
+                                    <li>
+                                        <code>{n.masked.clone()}</code> " "
+                                        <ActionForm action=remove attr:class="inline">
+                                            <input type="hidden" name="id" value=n.id.to_string()/>
+                                            <button type="submit" class="button-quiet" aria-label=format!("Stop texting {}", n.masked)>"Remove"</button>
+                                        </ActionForm>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+            <ActionForm action=add attr:class="field-row" attr:aria-label="Text alerts to a number">
+                <div class="field">
+                    <label for="alert-number">"Number"</label>
+                    <input id="alert-number" name="number" type="tel" required placeholder="+14155552671"/>
+                </div>
+                <button type="submit">"Add"</button>
+            </ActionForm>
+            {move || add.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e/> })}
+            {move || remove.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e/> })}
         </section>
     }
 }
