@@ -497,6 +497,63 @@ pub async fn counts(db: &Db, filter: &Filter) -> Result<Vec<(MessageStatus, i64)
     Ok(counts)
 }
 
+/// Most messages a search by text counts: past it the log says "10,000+" and its counts per
+/// status cover the newest ones. A common word can match most of the outbox, and counting all
+/// of them would take as long as reading them (a page and the CSV export are not capped).
+pub const TEXT_COUNT_CAP: i64 = 10_000;
+
+/// The log's counts per status, and whether they stopped at [`TEXT_COUNT_CAP`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCounts {
+    pub by_status: Vec<(MessageStatus, i64)>,
+    /// More messages match than were counted: the counts cover the newest
+    /// `TEXT_COUNT_CAP + 1`.
+    pub capped: bool,
+}
+
+/// The counts the log shows: exact (from the totals, or counted) unless the filter searches
+/// the text, when at most the newest [`TEXT_COUNT_CAP`] + 1 matches are counted.
+pub async fn log_counts(db: &Db, filter: &Filter) -> Result<LogCounts, DbError> {
+    log_counts_up_to(db, filter, TEXT_COUNT_CAP).await
+}
+
+/// [`log_counts`] with another cap (tests).
+pub async fn log_counts_up_to(db: &Db, filter: &Filter, cap: i64) -> Result<LogCounts, DbError> {
+    if filter.text.is_none() || filter.as_totals().is_some() {
+        return Ok(LogCounts {
+            by_status: counts(db, filter).await?,
+            capped: false,
+        });
+    }
+    let mut c = Conditions::new(db, filter, false);
+    let limit = c.bind(Param::Int(cap + 1));
+    let sql = format!(
+        "SELECT status, COUNT(*), MIN(id) FROM (
+             SELECT messages.status AS status, messages.id AS id FROM {} {}
+              ORDER BY {} DESC LIMIT {limit}
+         ) AS newest GROUP BY status",
+        c.source_clause(),
+        c.where_clause(),
+        c.id_column()
+    );
+    let rows: Vec<(String, i64, i64)> = on_db!(db, |pool| bind_all!(
+        sqlx::query_as::<_, (String, i64, i64)>(&sql),
+        &c.params
+    )
+    .fetch_all(pool)
+    .await?);
+    let mut by_status = Vec::new();
+    for (status, n, first) in rows {
+        by_status.push((read_status(first, status)?, n));
+    }
+    by_status.sort_by_key(|(s, _)| MessageStatus::ALL.iter().position(|a| a == s));
+    let counted: i64 = by_status.iter().map(|(_, n)| n).sum();
+    Ok(LogCounts {
+        by_status,
+        capped: counted > cap,
+    })
+}
+
 /// How many messages matching `filter` are newer than `id` (the page a reader has open began at
 /// `id`: these are what arrived since).
 pub async fn count_newer(db: &Db, filter: &Filter, id: i64) -> Result<i64, DbError> {

@@ -366,6 +366,32 @@ async fn pages_walk_older_and_newer_without_gaps_or_repeats(db: Db) {
         delivery::counts(&db, &g).await.expect("counts"),
         vec![(MessageStatus::Accepted, 5)]
     );
+    // The log counts a search by text up to a cap: exact under it, a floor over it, the
+    // newest counted. Other filters are never capped.
+    let under = delivery::log_counts_up_to(&db, &g, 5)
+        .await
+        .expect("counts");
+    assert_eq!(
+        (under.by_status, under.capped),
+        (vec![(MessageStatus::Accepted, 5)], false)
+    );
+    let over = delivery::log_counts_up_to(&db, &g, 3)
+        .await
+        .expect("counts");
+    assert_eq!(
+        (over.by_status, over.capped),
+        (vec![(MessageStatus::Accepted, 4)], true)
+    );
+    let everything = delivery::log_counts_up_to(&db, &Filter::default(), 3)
+        .await
+        .expect("counts");
+    assert!(!everything.capped);
+    assert_eq!(
+        everything.by_status,
+        delivery::counts(&db, &Filter::default())
+            .await
+            .expect("counts")
+    );
 }
 on_both!(pages_walk_older_and_newer_without_gaps_or_repeats);
 

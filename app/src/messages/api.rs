@@ -44,6 +44,10 @@ pub struct LogView {
     pub rows: Vec<LogRow>,
     /// Messages per status for the filter (its own status left out), in Twilio's order.
     pub counts: Vec<(String, i64)>,
+    /// A search by text matched more than the log counts: the counts cover the newest
+    /// `capped_at` + 1.
+    pub capped: bool,
+    pub capped_at: i64,
     /// Cursors (`o…`, `n…`) to the older and newer pages, when there are such.
     pub older: Option<String>,
     pub newer: Option<String>,
@@ -169,11 +173,16 @@ pub async fn delivery_log(query: LogQuery, cursor: Option<String>) -> Result<Log
     let page = delivery::page(&state.db, &state.key, &filter, cursor, PAGE_SIZE)
         .await
         .map_err(failed)?;
-    let counts = delivery::counts(&state.db, &filter).await.map_err(failed)?;
+    let counts = delivery::log_counts(&state.db, &filter)
+        .await
+        .map_err(failed)?;
     let whole = sees_numbers(&user);
     Ok(LogView {
         rows: page.messages.iter().map(|m| row(m, whole)).collect(),
+        capped: counts.capped,
+        capped_at: delivery::TEXT_COUNT_CAP,
         counts: counts
+            .by_status
             .into_iter()
             .map(|(s, n)| (s.as_str().to_owned(), n))
             .collect(),

@@ -286,6 +286,8 @@ fn LogTable(query: LogQuery, view: LogView, updates: RwSignal<LogChanges>) -> im
     let LogView {
         rows,
         counts,
+        capped,
+        capped_at,
         older,
         newer,
     } = view;
@@ -302,6 +304,14 @@ fn LogTable(query: LogQuery, view: LogView, updates: RwSignal<LogChanges>) -> im
         Some("problems") => problems,
         Some(s) => counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n),
     };
+    // Past the cap a count is a floor: "10,000+".
+    let shown_count = move |n: i64| {
+        if capped {
+            format!("{n}+")
+        } else {
+            n.to_string()
+        }
+    };
     let chip = |label: String, status: Option<String>, n: i64| {
         let href = match &status {
             Some(s) => log_href(&query.with("status", s), None),
@@ -311,7 +321,7 @@ fn LogTable(query: LogQuery, view: LogView, updates: RwSignal<LogChanges>) -> im
         view! {
             <li>
                 <a href=href class="chip" aria-current=here.then_some("true")>
-                    {label} " " <span class="count">{n}</span>
+                    {label} " " <span class="count">{shown_count(n)}</span>
                 </a>
             </li>
         }
@@ -341,6 +351,11 @@ fn LogTable(query: LogQuery, view: LogView, updates: RwSignal<LogChanges>) -> im
     };
     view! {
         <ul class="chips" aria-label="Messages per status" data-testid="log-counts">{chips}</ul>
+        {capped.then(|| view! {
+            <p class="muted" data-testid="log-counts-capped">
+                {format!("More than {capped_at} messages contain this text: the counts cover the newest {capped_at}. Pages and the CSV export hold every match.")}
+            </p>
+        })}
         <Export query=query.clone() total=shown/>
         {if rows.is_empty() {
             view! { <p data-testid="log-empty">"No messages match this filter."</p> }.into_any()
