@@ -79,13 +79,25 @@ impl Exceeded {
 
 /// "daily budget", "monthly shipment budget".
 pub fn describe(b: &Budget) -> String {
-    let period = match b.period {
+    name(b.period, b.category)
+}
+
+/// The name of the budget for `period` and `category`.
+pub fn name(period: Period, category: Option<Category>) -> String {
+    let period = match period {
         Period::Day => "daily",
         Period::Month => "monthly",
     };
-    match b.category {
+    match category {
         Some(c) => format!("{period} {} budget", c.as_str()),
         None => format!("{period} budget"),
+    }
+}
+
+impl Alert {
+    /// The name of the budget that raised it.
+    pub fn budget_name(&self) -> String {
+        name(self.period, self.category)
     }
 }
 
@@ -304,14 +316,15 @@ async fn find(
     row.map(stored).transpose()
 }
 
+/// Reserved µ$ per (day, category) from a day on.
+const SPEND_SINCE: &str = "SELECT day, category, micros FROM budget_spend WHERE day >= $1";
+
 /// Reserved µ$ per (day, category) from `since` on.
 async fn spend_rows(db: &Db, since: i64) -> Result<Vec<(i64, String, i64)>, DbError> {
-    Ok(on_db!(db, |pool| sqlx::query_as(
-        "SELECT day, category, micros FROM budget_spend WHERE day >= $1"
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?))
+    Ok(on_db!(db, |pool| sqlx::query_as(SPEND_SINCE)
+        .bind(since)
+        .fetch_all(pool)
+        .await?))
 }
 
 /// What `b`'s period holding `now` has reserved, from the (day, category, µ$) rows.
@@ -387,16 +400,12 @@ pub async fn reserve(
     let mut admitted: Vec<&Charge> = charges.iter().collect();
     if !budgets.is_empty() {
         let since = Period::Month.start(now).min(Period::Day.start(now));
-        let spend: Vec<(i64, String, i64)> = on_tx!(tx, |conn| sqlx::query_as(
-            "SELECT day, category, micros FROM budget_spend WHERE day >= $1"
-        )
-        .bind(since)
-        .fetch_all(conn)
-        .await?);
+        let spend: Vec<(i64, String, i64)> = on_tx!(tx, |conn| sqlx::query_as(SPEND_SINCE)
+            .bind(since)
+            .fetch_all(conn)
+            .await?);
         let spent: Vec<i64> = budgets.iter().map(|b| spent_in(b, &spend, now)).collect();
         let admission = budget::admit(&budgets, &spent, charges);
-        // What each budget had reserved before each refused charge, for the refusal's text.
-        let mut running = spent.clone();
         admitted.clear();
         for ((charge, refused), slot) in charges
             .iter()
@@ -404,21 +413,15 @@ pub async fn reserve(
             .zip(outcome.iter_mut())
         {
             match refused {
-                Some(i) => {
+                Some(r) => {
+                    let b = &budgets[r.budget];
                     *slot = Err(Exceeded {
-                        budget: budgets[*i].clone(),
-                        spent_micros: running[*i],
-                        resets_at: budgets[*i].period.next_start(now),
+                        budget: b.clone(),
+                        spent_micros: r.spent,
+                        resets_at: b.period.next_start(now),
                     });
                 }
-                None => {
-                    for (j, b) in budgets.iter().enumerate() {
-                        if b.covers(charge.category) {
-                            running[j] += charge.micros;
-                        }
-                    }
-                    admitted.push(charge);
-                }
+                None => admitted.push(charge),
             }
         }
         raise_alerts(tx, &budgets, &admission.spent, now).await?;
@@ -610,7 +613,7 @@ pub async fn preview(db: &Db, charges: &[Charge], now: i64) -> Result<Vec<Effect
             refused: admission
                 .refused_by
                 .iter()
-                .filter(|r| **r == Some(i))
+                .filter(|r| r.is_some_and(|r| r.budget == i))
                 .count(),
             after_micros: admission.spent[i],
             spent_micros: s.spent_micros,
@@ -647,13 +650,7 @@ pub fn alert_json(a: &Alert) -> serde_json::Value {
     let money = |m: i64| domain::money::Money::from_micros(m).to_decimal();
     serde_json::json!({
         "type": "budget.alert",
-        "budget": describe(&Budget {
-            period: a.period,
-            category: a.category,
-            amount_micros: a.amount_micros,
-            warn_percents: Vec::new(),
-            hard_stop: false,
-        }),
+        "budget": a.budget_name(),
         "period": a.period.as_str(),
         "category": a.category.map(Category::as_str),
         "level_percent": a.level,
@@ -723,13 +720,7 @@ pub async fn post_alerts(
 /// The SMS an alert is sent as to finance's numbers.
 pub fn alert_text(a: &Alert) -> String {
     let money = |m: i64| domain::money::Money::from_micros(m).to_string();
-    let name = describe(&Budget {
-        period: a.period,
-        category: a.category,
-        amount_micros: a.amount_micros,
-        warn_percents: Vec::new(),
-        hard_stop: false,
-    });
+    let name = a.budget_name();
     format!(
         "smsdesk: the {name} has reached {} % ({} of {}).",
         a.level,

@@ -25,7 +25,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn add(&mut self, other: &Figures) {
+    /// Adds another group's figures to these.
+    pub fn add(&mut self, other: &Figures) {
         self.messages += other.messages;
         self.segments += other.segments;
         self.estimated_micros += other.estimated_micros;

@@ -137,6 +137,19 @@ impl Budget {
     }
 }
 
+/// Reads an amount of dollars as finance writes it (`250`, `99.50`, `$1,200`), exactly, in µ$.
+pub fn parse_amount(text: &str) -> Result<i64, String> {
+    let plain: String = text
+        .trim()
+        .trim_start_matches('$')
+        .chars()
+        .filter(|c| *c != ',')
+        .collect();
+    crate::money::Money::parse(&plain)
+        .map(crate::money::Money::micros)
+        .map_err(|e| format!("amount {text:?}: {e}; write dollars, such as 250 or 99.50"))
+}
+
 /// Reads warning levels as people write them: `50,80` or `50 %, 80 %, 100 %`; sorted, each once.
 pub fn parse_warn_percents(text: &str) -> Result<Vec<u8>, String> {
     let mut levels = Vec::new();
@@ -167,12 +180,19 @@ pub struct Charge {
     pub exempt: bool,
 }
 
-/// What [`admit`] decided: for each charge, `None` when admitted or the index of the first
-/// budget whose hard stop refused it; and each budget's spend after the admitted ones.
+/// What [`admit`] decided: for each charge, `None` when admitted or the first budget whose
+/// hard stop refused it; and each budget's spend after the admitted ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
-    pub refused_by: Vec<Option<usize>>,
+    pub refused_by: Vec<Option<Refused>>,
     pub spent: Vec<i64>,
+}
+
+/// The budget (its index) that refused a charge, and what it held at that moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub budget: usize,
+    pub spent: i64,
 }
 
 /// Admits charges in order against `budgets` (with `spent`, each one's spend so far in its
@@ -190,7 +210,10 @@ pub fn admit(budgets: &[Budget], spent: &[i64], charges: &[Charge]) -> Admission
                     && spent[*i].saturating_add(charge.micros) > b.amount_micros
             });
             if let Some((i, _)) = over {
-                return Some(i);
+                return Some(Refused {
+                    budget: i,
+                    spent: spent[i],
+                });
             }
             for (i, b) in budgets.iter().enumerate() {
                 if b.covers(charge.category) {
@@ -259,7 +282,8 @@ mod tests {
             &[60],
             &[charge(None, 30), charge(None, 20), charge(None, 10)],
         );
-        assert_eq!(a.refused_by, vec![None, Some(0), None]);
+        let by = |budget, spent| Some(Refused { budget, spent });
+        assert_eq!(a.refused_by, vec![None, by(0, 90), None]);
         assert_eq!(a.spent, vec![100]);
     }
 
@@ -293,7 +317,11 @@ mod tests {
                 charge(Some(Category::Driver), 1),
             ],
         );
-        assert_eq!(a.refused_by, vec![None, Some(0), None, None, Some(1)]);
+        let by = |budget, spent| Some(Refused { budget, spent });
+        assert_eq!(
+            a.refused_by,
+            vec![None, by(0, 40), None, None, by(1, 2_080)]
+        );
         assert_eq!(a.spent, vec![40, 2_080]);
     }
 
@@ -308,6 +336,15 @@ mod tests {
         );
         let huge = budget(None, MAX_AMOUNT_MICROS, false);
         assert_eq!(huge.levels_reached(i64::MAX).count(), 3);
+    }
+
+    #[test]
+    fn amounts_read_as_finance_writes_them() {
+        assert_eq!(parse_amount("250"), Ok(250_000_000));
+        assert_eq!(parse_amount("$1,200.50"), Ok(1_200_500_000));
+        assert_eq!(parse_amount(" 0.0083 "), Ok(8_300));
+        assert!(parse_amount("ten").is_err());
+        assert!(parse_amount("1.0000001").is_err());
     }
 
     #[test]

@@ -617,6 +617,37 @@ struct BatchCount {
     messages: Count,
 }
 
+/// A batch's body (`{"messages": [...]}`, 1 to 1,000) read into a submission, or the reason it
+/// cannot be one, per message. The messages are counted first, so that an oversized batch is
+/// refused before any message is built.
+fn batch_items(raw: &[u8]) -> Result<Vec<Result<Submission, ApiError>>, ApiError> {
+    let BatchCount {
+        messages: Count(count),
+    } = parse(raw)?;
+    if count == 0 {
+        return Err(bad_request("`messages` is empty: give 1 to 1,000 messages"));
+    }
+    if count > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "{count} messages in one batch; at most {MAX_BATCH}: split it into several requests"
+            ),
+        ));
+    }
+    let batch: BatchRequest = parse(raw)?;
+    Ok(batch
+        .messages
+        .into_iter()
+        .map(|v| {
+            serde_json::from_value::<MessageRequest>(v)
+                .map_err(|e| bad_request(format!("not a message: {e}")))
+                .and_then(MessageRequest::into_submission)
+        })
+        .collect())
+}
+
 /// `POST /api/v1/messages/batch`: up to 1,000 messages, a result for each, in order.
 #[utoipa::path(
     post,
@@ -641,32 +672,7 @@ pub async fn create_batch(
     let (parts, body) = request.into_parts();
     let key = authenticate(&sending, &parts.headers).await?;
     let raw = read_body(body, crate::startup::MAX_BATCH_BODY_BYTES).await?;
-    // Counted first, so that an oversized batch is refused before any message is built.
-    let BatchCount {
-        messages: Count(count),
-    } = parse(&raw)?;
-    if count == 0 {
-        return Err(bad_request("`messages` is empty: give 1 to 1,000 messages"));
-    }
-    if count > MAX_BATCH {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!(
-                "{count} messages in one batch; at most {MAX_BATCH}: split it into several requests"
-            ),
-        ));
-    }
-    let batch: BatchRequest = parse(&raw)?;
-    let items: Vec<Result<Submission, ApiError>> = batch
-        .messages
-        .into_iter()
-        .map(|v| {
-            serde_json::from_value::<MessageRequest>(v)
-                .map_err(|e| bad_request(format!("not a message: {e}")))
-                .and_then(MessageRequest::into_submission)
-        })
-        .collect();
+    let items = batch_items(&raw)?;
     accept(
         &sending,
         &key,
@@ -775,30 +781,15 @@ pub async fn estimate(
     let (parts, body) = request.into_parts();
     let key = authenticate(&sending, &parts.headers).await?;
     let raw = read_body(body, crate::startup::MAX_BATCH_BODY_BYTES).await?;
-    let BatchCount {
-        messages: Count(count),
-    } = parse(&raw)?;
-    if count == 0 {
-        return Err(bad_request("`messages` is empty: give 1 to 1,000 messages"));
-    }
-    if count > MAX_BATCH {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("{count} messages at once; at most {MAX_BATCH}: split them"),
-        ));
-    }
-    let batch: BatchRequest = parse(&raw)?;
+    let items = batch_items(&raw)?;
+    let count = items.len();
     let settings = settings(&sending).await?;
     let source = Source::ApiKey(key.id.clone());
     let mut refused = Vec::new();
     let mut submissions = Vec::new();
     let mut indexes = Vec::new();
-    for (index, v) in batch.messages.into_iter().enumerate() {
-        match serde_json::from_value::<MessageRequest>(v)
-            .map_err(|e| bad_request(format!("not a message: {e}")))
-            .and_then(MessageRequest::into_submission)
-        {
+    for (index, item) in items.into_iter().enumerate() {
+        match item {
             Ok(s) => {
                 submissions.push(s);
                 indexes.push(index);

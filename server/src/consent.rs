@@ -18,7 +18,7 @@ use domain::access::Permission;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::export::{refuse, user_with};
+use crate::export::{database_down, refuse, user_with};
 
 /// Entries read per query of an export.
 const BATCH: u32 = 1_000;
@@ -127,10 +127,7 @@ pub async fn export(
                 Ok(s) => s.default_region,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the settings for a consent export");
-                    return refuse(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "smsdesk cannot reach its database; try again shortly",
-                    );
+                    return database_down();
                 }
             };
             let e164 = match domain::phone::PhoneNumber::parse(typed, Some(&region)) {
@@ -146,10 +143,7 @@ pub async fn export(
                 Ok(h) => h,
                 Err(e) => {
                     tracing::error!(error = %e, "reading a number's consent for an export");
-                    return refuse(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "smsdesk cannot reach its database; try again shortly",
-                    );
+                    return database_down();
                 }
             };
             let mut csv = consent::export::header();
@@ -254,10 +248,7 @@ pub async fn chart(
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "reading the consent counts for the chart");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "smsdesk cannot reach its database; try again shortly",
-            );
+            return database_down();
         }
     };
     match draw(&counts) {

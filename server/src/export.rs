@@ -97,6 +97,14 @@ impl Reading {
     }
 }
 
+/// 503 for a download or a chart whose database cannot be reached.
+pub(crate) fn database_down() -> Response {
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "smsdesk cannot reach its database; try again shortly",
+    )
+}
+
 pub(crate) fn refuse(status: StatusCode, message: &str) -> Response {
     (
         status,
@@ -125,10 +133,7 @@ pub(crate) async fn user_with(
         }
         Err(e) => {
             tracing::error!(error = %e, "checking the session of a download");
-            return Err(refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "smsdesk cannot reach its database; try again shortly",
-            ));
+            return Err(database_down());
         }
     };
     if !user.can(permission) {
@@ -170,10 +175,7 @@ pub async fn csv(State(state): State<ExportState>, session: Session, uri: Uri) -
         Ok(s) => s.default_region,
         Err(e) => {
             tracing::error!(error = %e, "reading the settings for an export");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "smsdesk cannot reach its database; try again shortly",
-            );
+            return database_down();
         }
     };
     let filter = match Filter::parse(&query, &state.key, Some(&region)) {

@@ -15,7 +15,7 @@ use domain::money::Money;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::export::{refuse, user_with};
+use crate::export::{database_down, refuse, user_with};
 
 #[derive(Debug, Deserialize)]
 pub struct ExportParams {
@@ -63,10 +63,7 @@ pub async fn export(
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(error = %e, "reading the spend totals for an export");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "smsdesk cannot reach its database; try again shortly",
-            );
+            return database_down();
         }
     };
     let mut out = csv::Writer::from_writer(Vec::new());

@@ -169,10 +169,7 @@ pub async fn read_spend(from: Option<String>, to: Option<String>) -> Result<Spen
 
     let mut total = backend::spend::Figures::default();
     for r in &per_day {
-        total.messages += r.figures.messages;
-        total.segments += r.figures.segments;
-        total.estimated_micros += r.figures.estimated_micros;
-        total.actual_micros += r.figures.actual_micros;
+        total.add(&r.figures);
     }
     let days = spend::reconcile(&per_day, now)
         .into_iter()
@@ -197,9 +194,10 @@ pub async fn read_spend(from: Option<String>, to: Option<String>) -> Result<Spen
                 .collect(),
         })
         .collect();
-    let month_figures = month_rows.iter().fold((0, 0), |(e, a), r| {
-        (e + r.figures.estimated_micros, a + r.figures.actual_micros)
-    });
+    let mut month_figures = backend::spend::Figures::default();
+    for r in &month_rows {
+        month_figures.add(&r.figures);
+    }
     Ok(SpendReport {
         from: spend::format_day(first),
         to: spend::format_day(until - day),
@@ -215,8 +213,8 @@ pub async fn read_spend(from: Option<String>, to: Option<String>) -> Result<Spen
             .collect(),
         daily_budget_micros,
         month: spend::format_day(month_start)[..7].to_owned(),
-        month_estimated_micros: month_figures.0,
-        month_actual_micros: month_figures.1,
+        month_estimated_micros: month_figures.estimated_micros,
+        month_actual_micros: month_figures.actual_micros,
         monthly_budget_micros,
         unpriced: unpriced
             .into_iter()
@@ -312,21 +310,8 @@ pub async fn set_budget(
 ) -> Result<(), AppError> {
     let user = require(Permission::ManageBudgets, MANAGE).await?;
     let (period, category) = period_and_category(&period, &category)?;
-    let plain: String = amount
-        .trim()
-        .trim_start_matches('$')
-        .chars()
-        .filter(|c| *c != ',')
-        .collect();
-    let amount_micros = domain::money::Money::parse(&plain)
-        .map_err(|e| {
-            AppError::invalid(
-                "amount",
-                format!("{e}: write dollars, such as 250 or 99.50"),
-            )
-            .respond()
-        })?
-        .micros();
+    let amount_micros = domain::budget::parse_amount(&amount)
+        .map_err(|e| AppError::invalid("amount", e).respond())?;
     let warn_percents = domain::budget::parse_warn_percents(&warn)
         .map_err(|e| AppError::invalid("warn", e).respond())?;
     let budget = domain::budget::Budget {
@@ -385,13 +370,7 @@ pub async fn budget_alerts() -> Result<Vec<AlertLine>, AppError> {
     Ok(alerts
         .into_iter()
         .map(|a| AlertLine {
-            name: backend::budgets::describe(&domain::budget::Budget {
-                period: a.period,
-                category: a.category,
-                amount_micros: a.amount_micros,
-                warn_percents: Vec::new(),
-                hard_stop: false,
-            }),
+            name: a.budget_name(),
             level: a.level,
             spent_micros: a.spent_micros,
             amount_micros: a.amount_micros,

@@ -57,19 +57,6 @@ pub struct RemoveArgs {
     db: DbArgs,
 }
 
-/// Reads an amount of dollars as finance writes it: `250`, `99.50`, `$1,200`.
-pub fn parse_amount(text: &str) -> Result<i64, String> {
-    let plain: String = text
-        .trim()
-        .trim_start_matches('$')
-        .chars()
-        .filter(|c| *c != ',')
-        .collect();
-    Money::parse(&plain)
-        .map(Money::micros)
-        .map_err(|e| format!("amount {text:?}: {e}"))
-}
-
 async fn open(args: &DbArgs) -> anyhow::Result<Db> {
     let db = Db::connect(&args.database_url)
         .await
@@ -102,7 +89,8 @@ pub fn run(command: BudgetCommand) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         match command {
             BudgetCommand::Set(args) => {
-                let amount_micros = parse_amount(&args.amount).map_err(anyhow::Error::msg)?;
+                let amount_micros =
+                    domain::budget::parse_amount(&args.amount).map_err(anyhow::Error::msg)?;
                 let warn_percents = match &args.warn {
                     Some(w) => parse_warn_percents(w).map_err(anyhow::Error::msg)?,
                     None => DEFAULT_WARN_PERCENTS.to_vec(),
@@ -149,18 +137,4 @@ pub fn run(command: BudgetCommand) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_read_as_finance_writes_them() {
-        assert_eq!(parse_amount("250"), Ok(250_000_000));
-        assert_eq!(parse_amount("$1,200.50"), Ok(1_200_500_000));
-        assert_eq!(parse_amount(" 0.0083 "), Ok(8_300));
-        assert!(parse_amount("ten").is_err());
-        assert!(parse_amount("1.0000001").is_err());
-    }
 }
