@@ -21,6 +21,10 @@ const NONCE_LEN: usize = 12;
 pub struct DataKey {
     cipher: Aes256Gcm,
     lookup: Hmac<Sha256>,
+    /// Derives each verification's code from its sid (see [`DataKey::verification_code`]).
+    codes: Hmac<Sha256>,
+    /// Hashes a verification's code for storage.
+    code_hashes: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for DataKey {
@@ -51,10 +55,16 @@ impl DataKey {
     pub fn new(data_key: &[u8; 32]) -> DataKey {
         let encryption = derive(data_key, b"smsdesk phone encryption v1");
         let lookup = derive(data_key, b"smsdesk phone lookup v1");
+        let hmac = |label: &[u8]| {
+            <Hmac<Sha256> as Mac>::new_from_slice(&derive(data_key, label))
+                .expect("HMAC takes any key length")
+        };
         DataKey {
             cipher: Aes256Gcm::new_from_slice(&encryption).expect("a 32-byte key"),
             lookup: <Hmac<Sha256> as Mac>::new_from_slice(&lookup)
                 .expect("HMAC takes any key length"),
+            codes: hmac(b"smsdesk verification code v1"),
+            code_hashes: hmac(b"smsdesk verification code hash v1"),
         }
     }
 
@@ -94,6 +104,36 @@ impl DataKey {
         let mut mac = self.lookup.clone();
         mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The code of the verification `sid`, `length` digits: HMAC-SHA256 of the sid under a key
+    /// derived from the data key, read as digits ([`domain::verify::code_from`]). The sid's 128
+    /// bits come from the operating system's random source, so the code is as unpredictable,
+    /// and a new start of the same verification sends the same code (as Twilio does) although
+    /// the database holds only the code's hash.
+    pub fn verification_code(&self, sid: &str, length: u8) -> String {
+        let mut mac = self.codes.clone();
+        mac.update(sid.as_bytes());
+        domain::verify::code_from(&mac.finalize().into_bytes().into(), length)
+    }
+
+    /// What is stored of a verification's code: HMAC-SHA256 of sid and code under a key derived
+    /// from the data key (a database alone cannot try the million six-digit codes); hex.
+    pub fn code_hash(&self, sid: &str, code: &str) -> String {
+        let mut mac = self.code_hashes.clone();
+        mac.update(sid.as_bytes());
+        mac.update(b":");
+        mac.update(code.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `code` is the one whose hash is `stored`, compared in constant time.
+    pub fn code_matches(&self, sid: &str, code: &str, stored: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.code_hash(sid, code)
+            .as_bytes()
+            .ct_eq(stored.as_bytes())
+            .into()
     }
 }
 

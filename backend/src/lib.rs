@@ -28,4 +28,5 @@ pub mod testing;
 pub mod totals;
 pub mod twilio;
 pub mod users;
+pub mod verify;
 pub mod worker;

@@ -275,7 +275,7 @@ pub fn defaults() -> Vec<Template> {
             "two_factor_auth",
             Category::TwoFactor,
             "Your SafeShipper code is {code}. It expires in {minutes} minutes. Never share it.",
-            vec![var("code", 8, gsm, "482913"), var("minutes", 2, gsm, "10")],
+            vec![var("code", 10, gsm, "482913"), var("minutes", 2, gsm, "10")],
         ),
         (
             "driver_update",

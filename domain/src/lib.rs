@@ -21,3 +21,4 @@ pub mod sending;
 pub mod signature;
 pub mod status;
 pub mod template;
+pub mod verify;
