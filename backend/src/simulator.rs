@@ -279,6 +279,22 @@ impl Simulator {
             .collect()
     }
 
+    /// What the simulated phone `to` (E.164) received: every message created for it, newest
+    /// first, at most `limit`. Read by the simulator's inbox (developers and tests read codes
+    /// there without a phone).
+    pub fn inbox(&self, to: &str, limit: usize) -> Vec<Message> {
+        let state = self.lock();
+        let mut received: Vec<Message> = state
+            .ledger
+            .values()
+            .filter(|m| m.to == to)
+            .cloned()
+            .collect();
+        received.sort_by(|a, b| b.date_created.cmp(&a.date_created));
+        received.truncate(limit);
+        received
+    }
+
     /// How many callbacks wait to be posted, and when the next is due.
     pub fn next_due(&self) -> Option<i64> {
         self.lock().pending.keys().next().map(|(at, _)| *at)

@@ -57,6 +57,8 @@ pub struct Sending {
     pub wake: Arc<Notify>,
     /// How every message enters.
     pub intake: Intake,
+    /// Two-factor verifications (the Verify API, the console's second factor).
+    pub verifier: backend::verify::Verifier,
     /// API keys checked in the last second: a busy service costs no query per request.
     pub api_keys: backend::api_keys::KeyCache,
     /// The sending settings as intake last read them (at most a second old).
@@ -150,8 +152,10 @@ impl Sending {
                 )
             }
         };
+        let intake = Intake::new(db.clone(), key.clone(), wake.clone());
         Ok(Sending {
-            intake: Intake::new(db.clone(), key.clone(), wake.clone()),
+            verifier: backend::verify::Verifier::new(db.clone(), key.clone(), intake.clone()),
+            intake,
             db: db.clone(),
             key,
             installation,

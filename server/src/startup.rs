@@ -23,7 +23,9 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::sending::{self, Sending};
 use crate::settings::Settings;
-use crate::{api, client_address, csrf, guard, twilio_api, twilio_usage, web, webhooks};
+use crate::{
+    api, client_address, csrf, guard, twilio_api, twilio_usage, twilio_verify, web, webhooks,
+};
 
 /// Largest request body accepted (form posts and JSON); larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -114,6 +116,14 @@ impl Application {
         let spend_downloads = Router::new()
             .route("/spend/export.csv", get(crate::spend::export))
             .with_state(db.clone());
+        // Only while simulating: what each simulated phone received.
+        let simulator_inbox = if sending.provider.is_simulator() {
+            Router::new()
+                .route("/simulator/inbox", get(crate::simulator_inbox::inbox))
+                .with_state(sending.clone())
+        } else {
+            Router::new()
+        };
         let state = app::state::AppState {
             db: db.clone(),
             key: sending.key.clone(),
@@ -141,6 +151,7 @@ impl Application {
             .merge(export)
             .merge(consent_downloads)
             .merge(spend_downloads)
+            .merge(simulator_inbox)
             .merge(console)
             .layer(axum::middleware::from_fn_with_state(
                 csrf::Origin(settings.public_url.clone()),
@@ -177,6 +188,20 @@ impl Application {
             .route(
                 "/2010-04-01/Accounts/{account}/Messages/{file}",
                 get(twilio_api::fetch),
+            )
+            .route("/v2/Services", post(twilio_verify::create_service))
+            .route("/v2/Services/{service}", get(twilio_verify::fetch_service))
+            .route(
+                "/v2/Services/{service}/Verifications",
+                post(twilio_verify::start),
+            )
+            .route(
+                "/v2/Services/{service}/Verifications/{sid}",
+                get(twilio_verify::fetch).post(twilio_verify::update),
+            )
+            .route(
+                "/v2/Services/{service}/VerificationCheck",
+                post(twilio_verify::check),
             )
             .route(
                 "/2010-04-01/Accounts/{account}/Usage/Records.json",
