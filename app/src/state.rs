@@ -25,6 +25,10 @@ pub struct AppState {
     pub api_keys: backend::api_keys::KeyCache,
     /// The CSV exports running on this instance, so their pages can show how far they are.
     pub exports: backend::export::Exports,
+    /// Two-factor verifications (the console's second factor, the Verify page).
+    pub verifier: backend::verify::Verifier,
+    /// The simulator, while smsdesk simulates: its phones' inbox page reads it.
+    pub simulated_phones: Option<std::sync::Arc<backend::simulator::Simulator>>,
 }
 
 impl std::fmt::Debug for AppState {

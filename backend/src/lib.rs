@@ -16,6 +16,7 @@ pub mod late_prices;
 pub mod outbox;
 pub mod outcome;
 pub mod retention;
+pub mod second_factor;
 pub mod seed;
 pub mod sessions;
 pub mod settings;

@@ -138,6 +138,11 @@ impl Application {
             intake: sending.intake.clone(),
             api_keys: sending.api_keys.clone(),
             exports: exports.clone(),
+            verifier: sending.verifier.clone(),
+            simulated_phones: match &sending.provider {
+                backend::worker::Provider::Simulator(sim) => Some(sim.clone()),
+                _ => None,
+            },
         };
         let console = web::router(leptos_options, move || {
             leptos::prelude::provide_context(state.clone())

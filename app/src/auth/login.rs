@@ -5,6 +5,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::auth::Login;
+use crate::auth::enrol::{CodeStep, EnrolForm};
+use crate::auth::second::{Enrolled, SignInStep};
 
 /// Only paths of this console are followed after sign-in (no open redirect); anything else
 /// goes to the overview. See [`is_console_path`].
@@ -30,36 +32,64 @@ fn is_console_path(next: &str) -> bool {
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
     let next = safe_next(use_query_map().with_untracked(|q| q.get("next")));
-    Effect::new(move |_| {
-        if let Some(Ok(_)) = login.value().get() {
+    let go = {
+        let next = next.clone();
+        move || {
             let _ = window().location().set_href(&next);
+        }
+    };
+    let step = move || login.value().get().and_then(Result::ok);
+    Effect::new({
+        let go = go.clone();
+        move |_| {
+            if let Some(SignInStep::Done(_)) = step() {
+                go();
+            }
         }
     });
     let error = move || login.value().get().and_then(Result::err);
+    let finished = Callback::new({
+        let go = go.clone();
+        move |()| go()
+    });
+    let enrolled = Callback::new(move |_: Enrolled| go());
     view! {
         <Title text="Sign in"/>
         <div class="narrow">
             <h1>"Sign in"</h1>
-            <ActionForm action=login attr:class="stack">
-                <div class="field">
-                    <label for="login-email">"E-mail"</label>
-                    <input id="login-email" name="email" type="email" autocomplete="username" required/>
-                </div>
-                <div class="field">
-                    <label for="login-password">"Password"</label>
-                    <input
-                        id="login-password"
-                        name="password"
-                        type="password"
-                        autocomplete="current-password"
-                        required
-                    />
-                </div>
-                {move || error().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
-                <button type="submit" class="button-primary" disabled=move || login.pending().get()>
-                    {move || if login.pending().get() { "Signing in…" } else { "Sign in" }}
-                </button>
-            </ActionForm>
+            {move || match step() {
+                Some(SignInStep::Code { masked }) => view! {
+                    <CodeStep masked done=finished/>
+                }.into_any(),
+                Some(SignInStep::Enrol) => view! {
+                    <p>
+                        "Your role signs in with a second factor: a code texted to your phone. Add your mobile number to finish signing in."
+                    </p>
+                    <EnrolForm done=enrolled/>
+                }.into_any(),
+                _ => view! {
+                    <ActionForm action=login attr:class="stack">
+                        <div class="field">
+                            <label for="login-email">"E-mail"</label>
+                            <input id="login-email" name="email" type="email" autocomplete="username" required/>
+                        </div>
+                        <div class="field">
+                            <label for="login-password">"Password"</label>
+                            <input
+                                id="login-password"
+                                name="password"
+                                type="password"
+                                autocomplete="current-password"
+                                required
+                            />
+                        </div>
+                        {move || error().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
+                        <button type="submit" class="button-primary" disabled=move || login.pending().get()>
+                            {move || if login.pending().get() { "Signing in…" } else { "Sign in" }}
+                        </button>
+                    </ActionForm>
+                }.into_any(),
+            }}
         </div>
     }
 }

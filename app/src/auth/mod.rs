@@ -3,7 +3,9 @@
 //! the server.
 
 pub mod account;
+pub mod enrol;
 pub mod login;
+pub mod second;
 
 use std::time::Duration;
 
@@ -36,12 +38,12 @@ impl SessionUser {
 }
 
 #[cfg(feature = "ssr")]
-mod server {
+pub(crate) mod server {
     use super::*;
     use crate::state::AppState;
     use tower_sessions::Session;
 
-    const USER_ID: &str = "user_id";
+    pub(crate) const USER_ID: &str = "user_id";
     const EPOCH: &str = "epoch";
     /// When the session's sign-in happened (µs, UTC), for [`SESSION_MAX`].
     const SIGNED_IN_AT: &str = "signed_in_at";
@@ -253,19 +255,18 @@ pub async fn whoami() -> Result<Option<SessionUser>, AppError> {
     current_user().await
 }
 
-/// Signs in with an e-mail and password.
+/// Signs in with an e-mail and password: done, or the second step (the SMS code, or adding a
+/// phone when the role requires a second factor and the account has none).
 #[server(endpoint = "login")]
-pub async fn login(email: String, password: String) -> Result<SessionUser, AppError> {
+pub async fn login(email: String, password: String) -> Result<second::SignInStep, AppError> {
     let state = state()?;
     let now = backend::db::now_micros();
     let user = server::check_credentials(&state, &email, password, now).await?;
-    server::start_session(&user, now).await?;
-    tracing::info!(user_id = user.id, "signed in");
-    Ok(SessionUser {
-        id: user.id,
-        email: user.email,
-        role: user.role,
-    })
+    let step = second::server::after_password(&user, now).await?;
+    if matches!(step, second::SignInStep::Done(_)) {
+        tracing::info!(user_id = user.id, "signed in");
+    }
+    Ok(step)
 }
 
 /// Signs out: the session is deleted.

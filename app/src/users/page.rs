@@ -1,10 +1,12 @@
 //! `/users` (admins): create users, change roles, disable, reset passwords. A generated password
-//! is shown once, to hand over; every change goes to the audit log.
+//! is shown once, to hand over; the roles that must sign in with a second factor. Every change
+//! goes to the audit log.
 
 use domain::access::{Permission, Role};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::auth::second::{SetSecondFactorRoles, second_factor_roles};
 use crate::components::{ErrorNote, Guarded, LocalTime};
 use crate::error::AppError;
 use crate::users::api::{
@@ -30,11 +32,81 @@ pub fn UsersPage() -> impl IntoView {
         },
         |_| list_users(),
     );
+    let set_required = ServerAction::<SetSecondFactorRoles>::new();
+    let required = Resource::new(
+        move || set_required.version().get(),
+        |_| second_factor_roles(),
+    );
     view! {
         <Title text="Users"/>
         <Guarded permission=Some(Permission::ManageUsers)>
             <Users create set_role set_disabled reset users/>
+            <RequiredSecondFactor set_required required/>
         </Guarded>
+    }
+}
+
+/// Which roles must sign in with a second factor (a code texted to the user's phone).
+#[component]
+fn RequiredSecondFactor(
+    set_required: ServerAction<SetSecondFactorRoles>,
+    required: Resource<Result<Vec<Role>, AppError>>,
+) -> impl IntoView {
+    let chosen = RwSignal::new(Vec::<Role>::new());
+    Effect::new(move |_| {
+        if let Some(Ok(roles)) = required.get() {
+            chosen.set(roles);
+        }
+    });
+    let error = move || set_required.value().get().and_then(Result::err);
+    let saved = move || matches!(set_required.value().get(), Some(Ok(_)));
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let roles = chosen
+            .get()
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        set_required.dispatch(SetSecondFactorRoles { roles });
+    };
+    view! {
+        <section aria-labelledby="required-second-factor">
+            <h2 id="required-second-factor">"Second factor"</h2>
+            <p class="hint">
+                "People in these roles sign in with their password and a code texted to their phone; those without a phone add one at their next sign-in. Sessions already open go on until they end."
+            </p>
+            <form class="stack" on:submit=save>
+                <fieldset>
+                    <legend>"Require a second factor for"</legend>
+                    {Role::ALL.into_iter().map(|role| view! {
+                        <label class="check">
+                            <input
+                                type="checkbox"
+                                name="role"
+                                value=role.as_str()
+                                prop:checked=move || chosen.get().contains(&role)
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    chosen.update(|c| {
+                                        c.retain(|r| *r != role);
+                                        if on {
+                                            c.push(role);
+                                        }
+                                    });
+                                }
+                            />
+                            {role.label()}
+                        </label>
+                    }).collect_view()}
+                </fieldset>
+                {move || error().map(|e| view! { <ErrorNote error=e/> })}
+                {move || saved().then(|| view! { <p role="status">"Saved."</p> })}
+                <button type="submit" disabled=move || set_required.pending().get()>
+                    "Save"
+                </button>
+            </form>
+        </section>
     }
 }
 
