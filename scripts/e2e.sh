@@ -41,10 +41,12 @@ export SMSDESK_ADMIN_EMAIL="admin@e2e.test" SMSDESK_ADMIN_PASSWORD="$SMSDESK_E2E
 export LEPTOS_SITE_ROOT="$PWD/target/site" LEPTOS_SITE_PKG_DIR=pkg LEPTOS_ENV=PROD
 export RUST_LOG="${RUST_LOG:-warn}"
 
-say "creating one user per role"
+say "creating one user per role, and one for the second-factor test"
 for role in admin dispatcher compliance finance; do
   printf '%s\n' "$SMSDESK_E2E_PASSWORD" | "$bin" user create --email "$role@e2e.test" --role "$role" --password-stdin >/dev/null
 done
+# The second-factor test's own user (the others sign in with the password alone).
+printf '%s\n' "$SMSDESK_E2E_PASSWORD" | "$bin" user create --email "second@e2e.test" --role dispatcher --password-stdin >/dev/null
 
 say "starting smsdesk on 127.0.0.1:$port"
 # The .env of a developer's `make run` must not leak in: it runs from the work folder.

@@ -90,6 +90,19 @@ pub const PAGES: &[Page] = &[
         in_nav: true,
     },
     Page {
+        path: "/verify",
+        label: "Verify",
+        requires: Some(&[Permission::ManageSettings]),
+        in_nav: true,
+    },
+    // Linked from the Verify page while smsdesk simulates.
+    Page {
+        path: "/simulator",
+        label: "Simulated phones",
+        requires: Some(&[Permission::ManageSettings]),
+        in_nav: false,
+    },
+    Page {
         path: "/account",
         label: "Your account",
         requires: Some(&[]),

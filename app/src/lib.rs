@@ -34,6 +34,7 @@ pub mod spend;
 pub mod state;
 pub mod templates;
 pub mod users;
+pub mod verify;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -104,6 +105,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/spend") view=spend::page::SpendPage/>
                         <Route path=path!("/api-keys") view=api_keys::page::ApiKeysPage/>
                         <Route path=path!("/account") view=auth::account::AccountPage/>
+                        <Route path=path!("/verify") view=verify::page::VerifyPage/>
+                        <Route path=path!("/simulator") view=verify::page::SimulatorPage/>
                     </Routes>
                 </main>
             </div>

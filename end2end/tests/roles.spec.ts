@@ -15,13 +15,14 @@ const NAV: Record<Role, string[]> = {
     "Audit log",
     "Settings",
     "API keys",
+    "Verify",
     "Your account",
   ],
   dispatcher: ["Overview", "Send", "Delivery log", "Inbox", "Templates", "Your account"],
   compliance: ["Overview", "Delivery log", "Consent", "Audit log", "Your account"],
   finance: ["Overview", "Delivery log", "Spend", "Your account"],
 };
-const PAGES = ["/send", "/templates", "/users", "/audit", "/settings", "/spend"];
+const PAGES = ["/send", "/templates", "/users", "/audit", "/settings", "/spend", "/verify"];
 
 for (const role of ROLES) {
   test(`${role} sees only what the role allows`, async ({ page }) => {

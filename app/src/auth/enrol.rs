@@ -64,7 +64,7 @@ pub fn CodeStep(masked: String, done: Callback<()>) -> impl IntoView {
             </div>
             {move || error().map(|e: AppError| view! { <ErrorNote error=e/> })}
             {move || sent_again().then(|| view! { <p role="status">"A new text is on its way (the same code)."</p> })}
-            <div class="row">
+            <div class="form-actions">
                 <button type="submit" class="button-primary" disabled=move || check.pending().get()>
                     {move || if check.pending().get() { "Checking…" } else { "Sign in" }}
                 </button>
