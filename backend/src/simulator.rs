@@ -290,7 +290,7 @@ impl Simulator {
             .filter(|m| m.to == to)
             .cloned()
             .collect();
-        received.sort_by(|a, b| b.date_created.cmp(&a.date_created));
+        received.sort_by_key(|m| std::cmp::Reverse(m.date_created));
         received.truncate(limit);
         received
     }

@@ -879,20 +879,23 @@ pub struct Listed {
     pub updated_at: i64,
 }
 
+/// sid, service name, masked, country, status, checks, sends, created, updated, expires.
+type ListedRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
 /// The newest verifications (at most `limit`), for the console.
 pub async fn recent(db: &Db, limit: u32, now: i64) -> Result<Vec<Listed>, DbError> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-    )> = on_db!(db, |pool| sqlx::query_as(
+    let rows: Vec<ListedRow> = on_db!(db, |pool| sqlx::query_as(
         "SELECT v.sid, s.friendly_name, v.masked, v.country, v.status, v.checks,
                     (SELECT COUNT(*) FROM verification_sends x WHERE x.verification_id = v.id),
                     v.created_at, v.updated_at, v.expires_at

@@ -61,7 +61,6 @@ fn settings(database: &TestDb, twilio: Option<TwilioSettings>, worker: bool) -> 
 
 struct Running {
     base: String,
-    db: backend::db::Db,
     key_id: String,
     secret: String,
     http: reqwest::Client,
@@ -85,7 +84,6 @@ async fn start(settings: Settings) -> Running {
         .expect("key");
     Running {
         base,
-        db,
         key_id: created.key.id,
         secret: backend::api_keys::reveal(&created.secret).to_owned(),
         http: reqwest::Client::new(),

@@ -139,20 +139,23 @@ async fn authenticate(sending: &Sending, headers: &HeaderMap) -> Result<ApiKey, 
     }
 }
 
+fn not_a_form() -> Response {
+    twilio_error(
+        StatusCode::BAD_REQUEST,
+        60200,
+        "Invalid parameter: the body is not a form (application/x-www-form-urlencoded)",
+    )
+}
+
 /// A form's parameters; a name given twice keeps its first value. Unknown names are accepted.
 struct Form(Vec<(String, String)>);
 
 impl Form {
-    fn parse(body: &Bytes) -> Result<Form, Response> {
+    /// The form, or `None` when the body is not one (answered with [`not_a_form`]).
+    fn parse(body: &Bytes) -> Option<Form> {
         serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .ok()
             .map(Form)
-            .map_err(|_| {
-                twilio_error(
-                    StatusCode::BAD_REQUEST,
-                    60200,
-                    "Invalid parameter: the body is not a form (application/x-www-form-urlencoded)",
-                )
-            })
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -180,9 +183,8 @@ pub async fn create_service(
         Ok(k) => k,
         Err(denied) => return denied,
     };
-    let form = match Form::parse(&body) {
-        Ok(f) => f,
-        Err(bad) => return bad,
+    let Some(form) = Form::parse(&body) else {
+        return not_a_form();
     };
     let name = match domain::verify::friendly_name(form.get("FriendlyName").unwrap_or_default()) {
         Ok(n) => n,
@@ -240,9 +242,8 @@ pub async fn start(
         Ok(k) => k,
         Err(denied) => return denied,
     };
-    let form = match Form::parse(&body) {
-        Ok(f) => f,
-        Err(bad) => return bad,
+    let Some(form) = Form::parse(&body) else {
+        return not_a_form();
     };
     let settings = match settings(&sending).await {
         Ok(s) => s,
@@ -290,9 +291,8 @@ pub async fn update(
     if let Err(denied) = authenticate(&sending, &headers).await {
         return denied;
     }
-    let form = match Form::parse(&body) {
-        Ok(f) => f,
-        Err(bad) => return bad,
+    let Some(form) = Form::parse(&body) else {
+        return not_a_form();
     };
     let status = match domain::verify::update_status(form.get("Status")) {
         Ok(s) => s,
@@ -318,9 +318,8 @@ pub async fn check(
     if let Err(denied) = authenticate(&sending, &headers).await {
         return denied;
     }
-    let form = match Form::parse(&body) {
-        Ok(f) => f,
-        Err(bad) => return bad,
+    let Some(form) = Form::parse(&body) else {
+        return not_a_form();
     };
     let target = match Target::from_form(
         form.get("To").map(str::to_owned),
