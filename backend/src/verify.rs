@@ -452,6 +452,17 @@ pub struct Verifier {
     intake: Intake,
 }
 
+/// A verification's sid: `VE` and 128 bits read from the operating system's random source
+/// (its code is derived from them, [`DataKey::verification_code`]).
+fn verification_sid() -> String {
+    use rand::TryRngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random source");
+    format!("VE{}", hex::encode(bytes))
+}
+
 fn not_found(what: &str) -> VerifyError {
     VerifyError::NotFound(what.to_owned())
 }
@@ -549,7 +560,7 @@ impl Verifier {
             Some((id, sid, expires_at)) => (Some(id), sid, expires_at),
             None => (
                 None,
-                random_sid("VE"),
+                verification_sid(),
                 now + i64::from(service.lifetime_seconds) * 1_000_000,
             ),
         };

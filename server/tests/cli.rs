@@ -355,3 +355,74 @@ fn seed_messages_fills_an_empty_outbox_and_refuses_one_in_use() {
     });
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn reset_second_factor_removes_a_users_phone_and_names_an_unknown_user() {
+    let dir = std::env::temp_dir().join(format!("smsdesk_cli_2fa_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/smsdesk.db", dir.display());
+    let created = smsdesk(
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@safeshipper.test",
+            "--role",
+            "dispatcher",
+            "--password-stdin",
+            "--database-url",
+            &url,
+        ],
+        b"a long enough password\n",
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let id = json_lines(&created)[0]["id"].as_i64().expect("id");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let db = backend::db::Db::connect(&url).await.expect("database");
+        let key = backend::crypto::DataKey::new(&[1u8; 32]);
+        let actor = backend::audit::Actor::cli();
+        backend::second_factor::enrol(&db, &key, &actor, id, "+61412345678", 1)
+            .await
+            .expect("enrolled");
+        db.close().await;
+    });
+    let reset = |email: &str| {
+        smsdesk(
+            &[
+                "user",
+                "reset-second-factor",
+                "--email",
+                email,
+                "--database-url",
+                &url,
+            ],
+            b"",
+        )
+    };
+    let first = reset("OPS@safeshipper.test");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        json_lines(&first)[0],
+        json!({ "email": "ops@safeshipper.test", "removed": true })
+    );
+    assert_eq!(
+        json_lines(&reset("ops@safeshipper.test"))[0]["removed"],
+        false
+    );
+    let unknown = reset("nobody@safeshipper.test");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user nobody@safeshipper.test"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,4 +1,5 @@
-//! Operator commands: `smsdesk migrate`, `smsdesk user create`, `smsdesk api-key create|revoke`.
+//! Operator commands: `smsdesk migrate`, `smsdesk user create|reset-second-factor`,
+//! `smsdesk api-key create|revoke`.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -20,6 +21,18 @@ pub struct MigrateArgs {
 pub enum UserCommand {
     /// Creates a user; the password is read from standard input (one line).
     Create(CreateUserArgs),
+    /// Removes a user's second factor (a lost phone and no recovery code left): they sign in
+    /// with the password alone, or add a new phone at sign-in if their role requires one.
+    /// Audited as the command line.
+    ResetSecondFactor(ResetSecondFactorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResetSecondFactorArgs {
+    #[arg(long)]
+    email: String,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/smsdesk.db")]
+    database_url: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,7 +132,10 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
-    let UserCommand::Create(args) = command;
+    let args = match command {
+        UserCommand::Create(args) => args,
+        UserCommand::ResetSecondFactor(args) => return reset_second_factor(args),
+    };
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -146,5 +162,30 @@ pub fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         }
+    })
+}
+
+fn reset_second_factor(args: ResetSecondFactorArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let db = Db::connect(&args.database_url)
+            .await
+            .context("opening the database (DATABASE_URL)")?;
+        db.migrate().await.context("migrating the database")?;
+        let email = backend::users::normalize_email(&args.email)?;
+        let found = backend::users::list(&db)
+            .await?
+            .into_iter()
+            .find(|u| u.email == email);
+        let Some(user) = found else {
+            writeln!(std::io::stderr(), "smsdesk: there is no user {email}")?;
+            return Ok(ExitCode::from(2));
+        };
+        let removed = backend::second_factor::remove(&db, &Actor::cli(), user.id).await?;
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::json!({ "email": user.email, "removed": removed })
+        )?;
+        Ok(ExitCode::SUCCESS)
     })
 }
