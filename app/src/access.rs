@@ -170,6 +170,7 @@ mod tests {
                 "Audit log",
                 "Settings",
                 "API keys",
+                "Verify",
                 "Your account"
             ]
         );

@@ -54,6 +54,7 @@ impl Fixture {
         self.verifier
             .start(
                 &self.settings,
+                Purpose::Api,
                 &self.service.sid,
                 Some(to),
                 Some("sms"),
@@ -67,6 +68,7 @@ impl Fixture {
         self.verifier
             .check(
                 &self.settings,
+                Purpose::Api,
                 &self.service.sid,
                 Target::To(to.to_owned()),
                 code,
@@ -146,7 +148,7 @@ async fn a_code_is_sent_through_intake_and_approved_once(db: Db) {
     assert!(matches!(
         verify_error(
             f.verifier
-                .fetch(&f.service.sid, &v.sid, T0 + 3 * MINUTE)
+                .fetch(Purpose::Api, &f.service.sid, &v.sid, T0 + 3 * MINUTE)
                 .await
         ),
         VerifyError::NotFound(_)
@@ -236,20 +238,34 @@ async fn cancel_and_approve_by_update_end_a_verification(db: Db) {
     let v = f.start(TO, T0).await.unwrap();
     let fetched = f
         .verifier
-        .fetch(&f.service.sid, &v.sid, T0 + 1)
+        .fetch(Purpose::Api, &f.service.sid, &v.sid, T0 + 1)
         .await
         .unwrap();
     assert_eq!(fetched.sid, v.sid);
     let canceled = f
         .verifier
-        .update(&f.service.sid, &v.sid, Status::Canceled, T0 + 2)
+        .update(
+            Purpose::Api,
+            &f.service.sid,
+            &v.sid,
+            Status::Canceled,
+            T0 + 2,
+        )
         .await
         .unwrap();
     assert_eq!(canceled.status, Status::Canceled);
     for r in [
-        f.verifier.fetch(&f.service.sid, &v.sid, T0 + 3).await,
         f.verifier
-            .update(&f.service.sid, &v.sid, Status::Approved, T0 + 3)
+            .fetch(Purpose::Api, &f.service.sid, &v.sid, T0 + 3)
+            .await,
+        f.verifier
+            .update(
+                Purpose::Api,
+                &f.service.sid,
+                &v.sid,
+                Status::Approved,
+                T0 + 3,
+            )
             .await,
         f.check(TO, &key().verification_code(&v.sid, 6), T0 + 3)
             .await,
@@ -259,13 +275,24 @@ async fn cancel_and_approve_by_update_end_a_verification(db: Db) {
     // Unknown service, unknown verification.
     let unknown = f
         .verifier
-        .fetch("VA00000000000000000000000000000000", &v.sid, T0)
+        .fetch(
+            Purpose::Api,
+            "VA00000000000000000000000000000000",
+            &v.sid,
+            T0,
+        )
         .await;
     assert!(matches!(verify_error(unknown), VerifyError::NotFound(_)));
     let next = f.start("+14155552672", T0).await.unwrap();
     let approved = f
         .verifier
-        .update(&f.service.sid, &next.sid, Status::Approved, T0 + 1)
+        .update(
+            Purpose::Api,
+            &f.service.sid,
+            &next.sid,
+            Status::Approved,
+            T0 + 1,
+        )
         .await
         .unwrap();
     assert_eq!(approved.status, Status::Approved);
@@ -412,6 +439,7 @@ async fn intake_refusals_stop_a_start_and_leave_nothing(db: Db) {
             f.verifier
                 .start(
                     &f.settings,
+                    Purpose::Api,
                     &f.service.sid,
                     Some(TO),
                     Some("call"),
@@ -448,6 +476,103 @@ async fn starts_at_once_to_one_number_share_one_verification_and_the_send_limit(
     assert_eq!(f.bodies().await.len(), 5);
 }
 on_both!(starts_at_once_to_one_number_share_one_verification_and_the_send_limit);
+
+async fn smsdesks_own_services_are_made_once_and_out_of_the_apis_reach(db: Db) {
+    let f = Fixture::new(db).await;
+    let sign_in = verify::console_service(&f.db, Purpose::ConsoleSignIn, T0)
+        .await
+        .unwrap();
+    let again = verify::console_service(&f.db, Purpose::ConsoleSignIn, T0)
+        .await
+        .unwrap();
+    let enrol = verify::console_service(&f.db, Purpose::ConsoleEnrol, T0)
+        .await
+        .unwrap();
+    assert_eq!(sign_in.sid, again.sid);
+    assert_ne!(sign_in.sid, enrol.sid);
+    assert_eq!((sign_in.hourly_cap, enrol.hourly_cap), (None, Some(100)));
+    // Several instances at once: still one each (a unique index on the purpose).
+    let racing: Vec<_> = (0..4)
+        .map(|_| {
+            let db = f.db.clone();
+            tokio::spawn(async move {
+                verify::console_service(&db, Purpose::ConsoleEnrol, T0)
+                    .await
+                    .unwrap()
+                    .sid
+            })
+        })
+        .collect();
+    for r in racing {
+        assert_eq!(r.await.unwrap(), enrol.sid);
+    }
+    let started = f
+        .verifier
+        .start(
+            &f.settings,
+            Purpose::ConsoleSignIn,
+            &sign_in.sid,
+            Some(TO),
+            Some("sms"),
+            &Source::System("sign_in".into()),
+            T0,
+        )
+        .await
+        .expect("the console's own start");
+    // The Verify API (an API key's purpose) finds nothing there.
+    for r in [
+        f.verifier
+            .fetch(Purpose::Api, &sign_in.sid, &started.sid, T0)
+            .await,
+        f.verifier
+            .start(
+                &f.settings,
+                Purpose::Api,
+                &sign_in.sid,
+                Some(TO),
+                Some("sms"),
+                &Source::System("t".into()),
+                T0,
+            )
+            .await,
+        f.verifier
+            .update(
+                Purpose::Api,
+                &sign_in.sid,
+                &started.sid,
+                Status::Canceled,
+                T0,
+            )
+            .await,
+        f.verifier
+            .check(
+                &f.settings,
+                Purpose::Api,
+                &sign_in.sid,
+                Target::To(TO.into()),
+                "123456",
+                T0,
+            )
+            .await,
+    ] {
+        assert!(matches!(verify_error(r), VerifyError::NotFound(_)));
+    }
+    // Nor does the console reach an API key's service.
+    let api = f
+        .verifier
+        .start(
+            &f.settings,
+            Purpose::ConsoleSignIn,
+            &f.service.sid,
+            Some(TO),
+            Some("sms"),
+            &Source::System("t".into()),
+            T0,
+        )
+        .await;
+    assert!(matches!(verify_error(api), VerifyError::NotFound(_)));
+}
+on_both!(smsdesks_own_services_are_made_once_and_out_of_the_apis_reach);
 
 #[test]
 fn a_check_needs_a_number_or_a_verification_sid() {

@@ -1,7 +1,8 @@
 -- Two-factor codes (Twilio Verify v2): services, their verifications and each code sent.
 -- A service's countries ('' = any the geo permissions allow) and hourly cap of codes per
--- country (NULL = none) guard against SMS pumping. purpose 'console_sign_in' is smsdesk's own
--- service for the console's second factor.
+-- country (NULL = none) guard against SMS pumping. 'console_sign_in' and 'console_enrol' are
+-- smsdesk's own services (the console's sign-in codes, and confirming a number being added):
+-- one each, however many instances start at once; the Verify API never reaches them.
 CREATE TABLE verify_services (
     id               INTEGER PRIMARY KEY,
     sid              TEXT    NOT NULL UNIQUE,
@@ -10,11 +11,13 @@ CREATE TABLE verify_services (
     lifetime_seconds BIGINT  NOT NULL CHECK (lifetime_seconds BETWEEN 120 AND 86400),
     countries        TEXT    NOT NULL DEFAULT '',
     hourly_cap       BIGINT,
-    purpose          TEXT    NOT NULL DEFAULT 'api' CHECK (purpose IN ('api', 'console_sign_in')),
+    purpose          TEXT    NOT NULL DEFAULT 'api'
+        CHECK (purpose IN ('api', 'console_sign_in', 'console_enrol')),
     created_by       TEXT    NOT NULL,
     created_at       BIGINT  NOT NULL,
     updated_at       BIGINT  NOT NULL
 );
+CREATE UNIQUE INDEX verify_services_console ON verify_services (purpose) WHERE purpose <> 'api';
 
 -- A verification: the number encrypted (AES-256-GCM) and found by its keyed hash, the code only
 -- as a keyed hash. 'expired' is never stored: a pending one past expires_at reads as expired.

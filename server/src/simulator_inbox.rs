@@ -1,7 +1,7 @@
 //! `GET /simulator/inbox?to=+1…`: while smsdesk simulates (no Twilio credentials), what one
 //! simulated phone received, newest first, codes included: how a developer or a test reads a
-//! code without a phone. With an API key (Basic or Bearer) or an admin's session. The route is
-//! not there when smsdesk sends for real.
+//! code without a phone. With an API key (Basic or Bearer) or an admin's session. When smsdesk
+//! sends for real there is no such phone: 404, whoever asks.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -47,6 +47,13 @@ pub async fn inbox(
     headers: HeaderMap,
     Query(params): Query<InboxParams>,
 ) -> Response {
+    let Some(sim) = simulator(&sending) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_simulating",
+            "smsdesk sends through Twilio: there is no simulated phone to read",
+        );
+    };
     if headers.contains_key(header::AUTHORIZATION) {
         if let Err(e) = api::authenticate(&sending, &headers).await {
             return e.into_response();
@@ -61,13 +68,6 @@ pub async fn inbox(
     {
         return refused;
     }
-    let Some(sim) = simulator(&sending) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_simulating",
-            "smsdesk sends through Twilio: there is no simulated phone to read",
-        );
-    };
     let Some(to) = params.to.filter(|t| !t.trim().is_empty()) else {
         return error(
             StatusCode::BAD_REQUEST,

@@ -116,14 +116,10 @@ impl Application {
         let spend_downloads = Router::new()
             .route("/spend/export.csv", get(crate::spend::export))
             .with_state(db.clone());
-        // Only while simulating: what each simulated phone received.
-        let simulator_inbox = if sending.provider.is_simulator() {
-            Router::new()
-                .route("/simulator/inbox", get(crate::simulator_inbox::inbox))
-                .with_state(sending.clone())
-        } else {
-            Router::new()
-        };
+        // What each simulated phone received (404 when smsdesk sends for real).
+        let simulator_inbox = Router::new()
+            .route("/simulator/inbox", get(crate::simulator_inbox::inbox))
+            .with_state(sending.clone());
         let state = app::state::AppState {
             db: db.clone(),
             key: sending.key.clone(),

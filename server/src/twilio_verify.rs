@@ -225,8 +225,10 @@ pub async fn fetch_service(
         return denied;
     }
     match verify::service(&sending.db, &sid).await {
-        Ok(Some(service)) => Json(service_json(&sending, &service)).into_response(),
-        Ok(None) => verify_error(&VerifyError::NotFound(format!("/v2/Services/{sid}"))),
+        Ok(Some(service)) if service.purpose == verify::Purpose::Api => {
+            Json(service_json(&sending, &service)).into_response()
+        }
+        Ok(_) => verify_error(&VerifyError::NotFound(format!("/v2/Services/{sid}"))),
         Err(e) => failure(e.into()),
     }
 }
@@ -253,6 +255,7 @@ pub async fn start(
         .verifier
         .start(
             &settings,
+            verify::Purpose::Api,
             &service,
             form.get("To"),
             form.get("Channel"),
@@ -275,7 +278,11 @@ pub async fn fetch(
     if let Err(denied) = authenticate(&sending, &headers).await {
         return denied;
     }
-    match sending.verifier.fetch(&service, &sid, now_micros()).await {
+    match sending
+        .verifier
+        .fetch(verify::Purpose::Api, &service, &sid, now_micros())
+        .await
+    {
         Ok(v) => Json(verification_json(&sending, &v)).into_response(),
         Err(e) => failure(e),
     }
@@ -300,7 +307,7 @@ pub async fn update(
     };
     match sending
         .verifier
-        .update(&service, &sid, status, now_micros())
+        .update(verify::Purpose::Api, &service, &sid, status, now_micros())
         .await
     {
         Ok(v) => Json(verification_json(&sending, &v)).into_response(),
@@ -338,7 +345,14 @@ pub async fn check(
     };
     match sending
         .verifier
-        .check(&settings, &service, target, code, now_micros())
+        .check(
+            &settings,
+            verify::Purpose::Api,
+            &service,
+            target,
+            code,
+            now_micros(),
+        )
         .await
     {
         Ok(v) => Json(check_json(&sending, &v)).into_response(),

@@ -138,7 +138,7 @@ fn SecondFactor(
                                 <p class="hint">"Your role must sign in with a second factor."</p>
                             })}
                             {move || if adding.get() {
-                                view! { <EnrolForm done=enrolled/> }.into_any()
+                                view! { <EnrolForm done=enrolled ask_password=true/> }.into_any()
                             } else {
                                 view! {
                                     <button type="button" on:click=move |_| adding.set(true)>

@@ -84,9 +84,10 @@ pub fn CodeStep(masked: String, done: Callback<()>) -> impl IntoView {
 }
 
 /// Adding a mobile number: send a code to it, confirm it, then the recovery codes (once).
-/// `done` gets what the confirmation returned when the person has read the codes.
+/// `done` gets what the confirmation returned when the person has read the codes. Signed in
+/// (`ask_password`), the password is asked for with the number.
 #[component]
-pub fn EnrolForm(done: Callback<Enrolled>) -> impl IntoView {
+pub fn EnrolForm(done: Callback<Enrolled>, #[prop(optional)] ask_password: bool) -> impl IntoView {
     let send = ServerAction::<EnrolPhone>::new();
     let confirm = ServerAction::<ConfirmPhone>::new();
     let sent_to = move || send.value().get().and_then(Result::ok);
@@ -131,6 +132,22 @@ pub fn EnrolForm(done: Callback<Enrolled>) -> impl IntoView {
                                     required
                                 />
                             </div>
+                            {if ask_password {
+                                view! {
+                                    <div class="field">
+                                        <label for="enrol-password">"Your password"</label>
+                                        <input
+                                            id="enrol-password"
+                                            name="password"
+                                            type="password"
+                                            autocomplete="current-password"
+                                            required
+                                        />
+                                    </div>
+                                }.into_any()
+                            } else {
+                                view! { <input type="hidden" name="password" value=""/> }.into_any()
+                            }}
                             {move || send_error().map(|e| view! { <ErrorNote error=e/> })}
                             <button type="submit" disabled=move || send.pending().get()>
                                 {move || if sent_to().is_some() { "Send a new code" } else { "Send a code" }}

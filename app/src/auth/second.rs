@@ -55,7 +55,7 @@ pub(crate) mod server {
     use super::*;
     use crate::auth::server::{begin_session, session, state};
     use backend::outbox::Source;
-    use backend::verify::{Failure, Target};
+    use backend::verify::{Failure, Purpose, Target};
     use domain::verify::{Status, VerifyError};
     use tower_sessions::Session;
 
@@ -65,6 +65,11 @@ pub(crate) mod server {
     const PENDING_VERIFICATION: &str = "pending_verification";
     const PENDING_SENT_AT: &str = "pending_sent_at";
     const PENDING_FAILURES: &str = "pending_failures";
+    /// The user the pending verification was sent for (a session's sid is never another's).
+    const PENDING_FOR: &str = "pending_for";
+    /// Set only when the password step found a role that requires a phone and none on file:
+    /// the one case a pending sign-in may add a phone.
+    const PENDING_ENROL: &str = "pending_enrol";
     const ENROL_VERIFICATION: &str = "enrol_verification";
     const ENROL_SENT_AT: &str = "enrol_sent_at";
 
@@ -95,8 +100,12 @@ pub(crate) mod server {
         }
     }
 
-    async fn console_service(db: &backend::db::Db, now: i64) -> Result<String, AppError> {
-        backend::verify::console_service(db, now)
+    async fn console_service(
+        db: &backend::db::Db,
+        purpose: Purpose,
+        now: i64,
+    ) -> Result<String, AppError> {
+        backend::verify::console_service(db, purpose, now)
             .await
             .map(|s| s.sid)
             .map_err(db_error)
@@ -110,14 +119,20 @@ pub(crate) mod server {
             .map_err(|e| AppError::internal("reading the settings", &e))
     }
 
-    /// Sends a code to `e164` on smsdesk's own service; the verification's sid.
-    async fn send_code(e164: &str, now: i64, field: &str) -> Result<String, AppError> {
+    /// Sends a code to `e164` on smsdesk's own service for `purpose`; the verification's sid.
+    async fn send_code(
+        purpose: Purpose,
+        e164: &str,
+        now: i64,
+        field: &str,
+    ) -> Result<String, AppError> {
         let st = state()?;
         let settings = sending_settings(&st.db).await?;
-        let service = console_service(&st.db, now).await?;
+        let service = console_service(&st.db, purpose, now).await?;
         st.verifier
             .start(
                 &settings,
+                purpose,
                 &service,
                 Some(e164),
                 Some("sms"),
@@ -152,11 +167,43 @@ pub(crate) mod server {
             }));
         }
         let session = session().await?;
-        // A new id: the pending step is not carried by an id planted before sign-in.
+        // A new id, and nothing of an earlier sign-in step (another user's verification, an
+        // enrolment) carried over.
         session.cycle_id().await.map_err(session_error)?;
-        for key in [crate::auth::server::USER_ID, ENROL_VERIFICATION] {
-            session.remove_value(key).await.map_err(session_error)?;
-        }
+        session
+            .remove_value(crate::auth::server::USER_ID)
+            .await
+            .map_err(session_error)?;
+        clear_pending(&session).await?;
+        let masked = match &phone {
+            // The code first: a sign-in whose code could not go out leaves nothing pending.
+            Some(phone) => {
+                let sid = send_code(Purpose::ConsoleSignIn, phone, now, "code").await?;
+                session
+                    .insert(PENDING_VERIFICATION, &sid)
+                    .await
+                    .map_err(session_error)?;
+                session
+                    .insert(PENDING_FOR, user.id)
+                    .await
+                    .map_err(session_error)?;
+                session
+                    .insert(PENDING_SENT_AT, now)
+                    .await
+                    .map_err(session_error)?;
+                Some(
+                    domain::phone::PhoneNumber::parse(phone, None)
+                        .map_or_else(|_| domain::redact::mask_numbers(phone), |n| n.masked()),
+                )
+            }
+            None => {
+                session
+                    .insert(PENDING_ENROL, true)
+                    .await
+                    .map_err(session_error)?;
+                None
+            }
+        };
         session
             .insert(PENDING_USER, user.id)
             .await
@@ -173,26 +220,19 @@ pub(crate) mod server {
             .insert(PENDING_FAILURES, 0u32)
             .await
             .map_err(session_error)?;
-        let Some(phone) = phone else {
-            tracing::info!(
-                user_id = user.id,
-                "sign-in: the role requires a second factor; enrolling"
-            );
-            return Ok(SignInStep::Enrol);
-        };
-        let sid = send_code(&phone, now, "code").await?;
-        session
-            .insert(PENDING_VERIFICATION, &sid)
-            .await
-            .map_err(session_error)?;
-        session
-            .insert(PENDING_SENT_AT, now)
-            .await
-            .map_err(session_error)?;
-        tracing::info!(user_id = user.id, "sign-in: code sent");
-        let masked = domain::phone::PhoneNumber::parse(&phone, None)
-            .map_or_else(|_| domain::redact::mask_numbers(&phone), |n| n.masked());
-        Ok(SignInStep::Code { masked })
+        match masked {
+            Some(masked) => {
+                tracing::info!(user_id = user.id, "sign-in: code sent");
+                Ok(SignInStep::Code { masked })
+            }
+            None => {
+                tracing::info!(
+                    user_id = user.id,
+                    "sign-in: the role requires a second factor; enrolling"
+                );
+                Ok(SignInStep::Enrol)
+            }
+        }
     }
 
     /// The user of a pending sign-in still within its life (same password, not disabled).
@@ -232,6 +272,8 @@ pub(crate) mod server {
             PENDING_EPOCH,
             PENDING_AT,
             PENDING_VERIFICATION,
+            PENDING_FOR,
+            PENDING_ENROL,
             PENDING_SENT_AT,
             PENDING_FAILURES,
             ENROL_VERIFICATION,
@@ -303,13 +345,21 @@ pub(crate) mod server {
             )
             .respond());
         }
-        let Some(sid) = session
+        let sid = session
             .get::<String>(PENDING_VERIFICATION)
             .await
-            .map_err(session_error)?
-        else {
+            .map_err(session_error)?;
+        let sent_for = session
+            .get::<i64>(PENDING_FOR)
+            .await
+            .map_err(session_error)?;
+        let (Some(sid), Some(sent_for)) = (sid, sent_for) else {
             return Err(start_again());
         };
+        if sent_for != user.id {
+            clear_pending(&session).await?;
+            return Err(start_again());
+        }
         let Ok(code) = domain::verify::checked_code(Some(code)) else {
             return Err(AppError::invalid(
                 "code",
@@ -318,13 +368,30 @@ pub(crate) mod server {
             .respond());
         };
         let settings = sending_settings(&st.db).await?;
-        let service = console_service(&st.db, now).await?;
+        let service = console_service(&st.db, Purpose::ConsoleSignIn, now).await?;
+        let phone = backend::second_factor::phone(&st.db, &st.key, user.id)
+            .await
+            .map_err(db_error)?;
         match st
             .verifier
-            .check(&settings, &service, Target::Sid(sid), code, now)
+            .check(
+                &settings,
+                Purpose::ConsoleSignIn,
+                &service,
+                Target::Sid(sid),
+                code,
+                now,
+            )
             .await
         {
-            Ok(v) if v.status == Status::Approved => finish(&session, &user, now).await,
+            // Approved, for the number the account has now.
+            Ok(v) if v.status == Status::Approved && phone.as_deref() == Some(v.to.as_str()) => {
+                finish(&session, &user, now).await
+            }
+            Ok(v) if v.status == Status::Approved => {
+                clear_pending(&session).await?;
+                Err(start_again())
+            }
             Ok(v) => {
                 let left = domain::verify::MAX_CHECKS.saturating_sub(v.checks);
                 tracing::info!(user_id = user.id, "sign-in: a wrong code");
@@ -378,9 +445,13 @@ pub(crate) mod server {
             .await
             .map_err(db_error)?
             .ok_or_else(start_again)?;
-        let sid = send_code(&phone, now, "code").await?;
+        let sid = send_code(Purpose::ConsoleSignIn, &phone, now, "code").await?;
         session
             .insert(PENDING_VERIFICATION, &sid)
+            .await
+            .map_err(session_error)?;
+        session
+            .insert(PENDING_FOR, user.id)
             .await
             .map_err(session_error)?;
         session
@@ -391,13 +462,25 @@ pub(crate) mod server {
         Ok(())
     }
 
-    /// The user adding a phone: the signed-in one, or a pending sign-in that must enrol.
+    /// The user adding a phone: the signed-in one (who gives their password again), or a
+    /// pending sign-in whose role requires a phone and whose account has none.
     async fn enrolling(
         session: &Session,
+        password: Option<String>,
         now: i64,
     ) -> Result<(backend::users::User, bool), AppError> {
         let st = state()?;
         if let Some(user) = crate::auth::server::current_user().await? {
+            if let Some(password) = password {
+                crate::auth::server::check_credentials(&st, &user.email, password, now)
+                    .await
+                    .map_err(|e| match e {
+                        AppError::SignIn(_) => {
+                            AppError::invalid("password", "the password is not right").respond()
+                        }
+                        other => other,
+                    })?;
+            }
             let found = backend::users::get(&st.db, user.id)
                 .await
                 .map_err(|e| AppError::internal("reading a user", &e))?
@@ -405,12 +488,32 @@ pub(crate) mod server {
             return Ok((found, false));
         }
         let user = pending_user(session, now).await?.ok_or_else(start_again)?;
+        let may_enrol = session
+            .get::<bool>(PENDING_ENROL)
+            .await
+            .map_err(session_error)?
+            .unwrap_or(false);
+        let has_phone = backend::second_factor::phone(&st.db, &st.key, user.id)
+            .await
+            .map_err(db_error)?
+            .is_some();
+        if !may_enrol || has_phone {
+            return Err(start_again());
+        }
         Ok((user, true))
     }
 
-    pub async fn enrol_send(phone: &str, now: i64) -> Result<String, AppError> {
+    pub async fn enrol_send(phone: &str, password: &str, now: i64) -> Result<String, AppError> {
         let session = session().await?;
-        let (user, _) = enrolling(&session, now).await?;
+        let signed_in = crate::auth::server::current_user().await?.is_some();
+        if signed_in && password.is_empty() {
+            return Err(AppError::invalid(
+                "password",
+                "give your password to change where sign-in codes go",
+            )
+            .respond());
+        }
+        let (user, _) = enrolling(&session, signed_in.then(|| password.to_owned()), now).await?;
         let wait = pause_left(
             session
                 .get::<i64>(ENROL_SENT_AT)
@@ -433,7 +536,7 @@ pub(crate) mod server {
             )
             .respond()
         })?;
-        let sid = send_code(number.e164(), now, "phone").await?;
+        let sid = send_code(Purpose::ConsoleEnrol, number.e164(), now, "phone").await?;
         session
             .insert(ENROL_VERIFICATION, &sid)
             .await
@@ -448,7 +551,7 @@ pub(crate) mod server {
 
     pub async fn enrol_confirm(code: &str, now: i64) -> Result<Enrolled, AppError> {
         let session = session().await?;
-        let (user, pending) = enrolling(&session, now).await?;
+        let (user, pending) = enrolling(&session, None, now).await?;
         let Some(sid) = session
             .get::<String>(ENROL_VERIFICATION)
             .await
@@ -461,10 +564,17 @@ pub(crate) mod server {
         })?;
         let st = state()?;
         let settings = sending_settings(&st.db).await?;
-        let service = console_service(&st.db, now).await?;
+        let service = console_service(&st.db, Purpose::ConsoleEnrol, now).await?;
         let v = match st
             .verifier
-            .check(&settings, &service, Target::Sid(sid), code, now)
+            .check(
+                &settings,
+                Purpose::ConsoleEnrol,
+                &service,
+                Target::Sid(sid),
+                code,
+                now,
+            )
             .await
         {
             Ok(v) if v.status == Status::Approved => v,
@@ -522,11 +632,12 @@ pub async fn resend_sign_in_code() -> Result<(), AppError> {
     server::resend(backend::db::now_micros()).await
 }
 
-/// Sends a confirmation code to the mobile number being added (signed in, or signing in to a
-/// role that requires a second factor); the number, masked.
+/// Sends a confirmation code to the mobile number being added; the number, masked. Signed in,
+/// the password is asked for again; signing in to a role that requires a second factor (and no
+/// phone on file), it was just given and `password` is empty.
 #[server(endpoint = "enrol_phone")]
-pub async fn enrol_phone(phone: String) -> Result<String, AppError> {
-    server::enrol_send(&phone, backend::db::now_micros()).await
+pub async fn enrol_phone(phone: String, password: String) -> Result<String, AppError> {
+    server::enrol_send(&phone, &password, backend::db::now_micros()).await
 }
 
 /// Confirms the number being added with its code: the recovery codes, shown this once.

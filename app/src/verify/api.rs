@@ -68,6 +68,9 @@ fn service_view(s: backend::verify::Service) -> ServiceView {
     ServiceView {
         origin: match s.purpose {
             backend::verify::Purpose::ConsoleSignIn => "console sign-in".to_owned(),
+            backend::verify::Purpose::ConsoleEnrol => {
+                "confirming numbers added to accounts".to_owned()
+            }
             backend::verify::Purpose::Api => format!("API ({})", s.created_by),
         },
         sid: s.sid,
