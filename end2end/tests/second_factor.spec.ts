@@ -49,7 +49,7 @@ test("a user with a second factor signs in with the texted code or a recovery co
   await expect(page.getByTestId("second-factor-off")).toBeVisible();
   await page.getByRole("button", { name: "Add a mobile number" }).click();
   await page.getByLabel("Mobile number").fill("+1 415 555 2691");
-  await page.getByLabel("Your password").fill(PASSWORD);
+  await page.getByLabel("Your password", { exact: true }).fill(PASSWORD);
   await page.getByRole("button", { name: "Send a code" }).click();
   await expect(page.getByTestId("enrol").getByRole("status")).toContainText("+1 415 *** **91");
   await page.getByLabel("Code from the text").fill(await code(admin, 1));

@@ -24,7 +24,7 @@ async fn signing_in_starts_a_session_and_signing_out_ends_it(backend: Backend) {
     assert_eq!(client.call("whoami", &[]).await.json(), json!(null));
     let answer = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    assert_eq!(answer.json()["role"], "admin");
+    assert_eq!(answer.json()["Done"]["role"], "admin");
     assert_eq!(
         client.call("whoami", &[]).await.json()["email"],
         ADMIN_EMAIL
