@@ -41,4 +41,6 @@ stage tests   cargo test --workspace --locked
 stage e2e     bash scripts/e2e.sh
 # The JSON API fuzzed from its own OpenAPI document by schemathesis, against the real binary.
 stage api-fuzz bash scripts/api-fuzz.sh
+# The parsers fuzzed (cargo-fuzz, nightly): a short pass of each target, or a line saying why not.
+stage fuzz    bash scripts/fuzz.sh
 summary_and_exit

@@ -75,6 +75,16 @@ need_postgres() {
   fi
 }
 
+# cargo-fuzz, for the fuzz targets in fuzz/, where the nightly toolchain is (none can be
+# downloaded here): without nightly nothing is installed and scripts/fuzz.sh says it skipped.
+need_fuzz() {
+  rustup toolchain list | grep -q '^nightly' || return 0
+  if ! cargo +nightly fuzz --version 2>/dev/null | grep -q ' 0.13.2'; then
+    say "installing cargo-fuzz 0.13.2 (crates.io), for the fuzz targets in fuzz/"
+    cargo install cargo-fuzz --version 0.13.2 --locked
+  fi
+}
+
 case "${1:-test}" in
   rust) need_rust ;;
   test)
@@ -84,6 +94,7 @@ case "${1:-test}" in
     need_venv tools/bench "twilio-python, the client the Twilio-compatible endpoint is tested with"
     need_venv tools/schemathesis "schemathesis, which fuzzes the JSON API against its OpenAPI document"
     need_postgres
+    need_fuzz
     bash scripts/web-tools.sh e2e
     ;;
   run)
