@@ -424,6 +424,49 @@ async fn recipient_limits_defer_and_emergency_is_exempt(db: Db) {
 }
 on_both!(recipient_limits_defer_and_emergency_is_exempt);
 
+async fn two_factor_codes_skip_recipient_limits_unless_the_settings_say_otherwise(db: Db) {
+    let mut s = open_settings();
+    s.limits.per_recipient_per_hour = 1;
+    s.limits.per_recipient_per_day = 1;
+    save(&db, &s).await;
+    let fake = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let to = number(8);
+    submit(&db, body_to(&to, "update", None), t0).await;
+    for n in 0..3 {
+        submit(
+            &db,
+            body_to(
+                &to,
+                &format!("Your code is 10000{n}"),
+                Some(Category::TwoFactor),
+            ),
+            t0,
+        )
+        .await;
+    }
+    let w = worker(&db, &fake);
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!(
+        (step.claimed, step.deferred),
+        (4, 0),
+        "the three codes skip the limit and do not count against it"
+    );
+    // Not exempt: a code waits for the recipient's window like any text.
+    s.limits.two_factor_exempt = false;
+    save(&db, &s).await;
+    let held = submit(
+        &db,
+        body_to(&to, "Your code is 200000", Some(Category::TwoFactor)),
+        t0 + 1,
+    )
+    .await;
+    let step = w.try_execute_task(t0 + 1).await.expect("step");
+    assert_eq!((step.claimed, step.deferred), (0, 1));
+    assert_eq!(view(&db, &held.sid).await.state, MessageState::Waiting);
+}
+on_both!(two_factor_codes_skip_recipient_limits_unless_the_settings_say_otherwise);
+
 async fn a_sender_sends_no_faster_than_its_pace(db: Db) {
     let mut s = open_settings();
     s.pace.long_code = 1;

@@ -281,6 +281,7 @@ mod tests {
             per_recipient_per_hour: 1_000,
             per_recipient_per_day: 1_000,
             emergency_exempt: true,
+            two_factor_exempt: true,
             network_margin_ms: 0,
         }
     }

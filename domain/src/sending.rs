@@ -127,6 +127,10 @@ pub struct RateLimits {
     pub per_recipient_per_day: u32,
     /// Emergency messages skip the per-recipient limits (never the global ones).
     pub emergency_exempt: bool,
+    /// Two-factor messages (codes) skip the per-recipient limits (never the global ones): a
+    /// person signing in again must not wait an hour for a code that lives ten minutes; the
+    /// verifications' own limit (5 codes per number in 10 minutes) guards the recipient.
+    pub two_factor_exempt: bool,
     /// How much later than its neighbours a request may reach Twilio (ms): the global limits
     /// are kept over each window widened by this much, so that they hold by arrival time, as
     /// Twilio counts. 0 to 5,000.
@@ -195,6 +199,7 @@ impl Default for RateLimits {
             per_recipient_per_hour: 3,
             per_recipient_per_day: 10,
             emergency_exempt: true,
+            two_factor_exempt: true,
             network_margin_ms: 200,
         }
     }

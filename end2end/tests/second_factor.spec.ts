@@ -105,6 +105,6 @@ test("a user with a second factor signs in with the texted code or a recovery co
   await hydrated(admin);
   await expect(admin.getByTestId("verifications")).toContainText("+1 415 *** **91");
   await expect(admin.getByTestId("verifications")).toContainText("approved");
-  await expect(admin.getByRole("form", { name: "Guards of smsdesk console" })).toBeVisible();
+  await expect(admin.getByRole("form", { name: "Guards of smsdesk console", exact: true })).toBeVisible();
   await expect(admin.getByTestId("verify-days")).toContainText(new Date().toISOString().slice(0, 10));
 });

@@ -137,6 +137,14 @@ fn SettingsForm(initial: SendingSettings) -> impl IntoView {
                     />
                     " Emergency messages skip the per-recipient limits"
                 </label>
+                <label class="check">
+                    <input
+                        type="checkbox"
+                        prop:checked=move || settings.with(|s| s.limits.two_factor_exempt)
+                        on:change=move |ev| settings.update(|s| s.limits.two_factor_exempt = event_target_checked(&ev))
+                    />
+                    " Two-factor codes skip the per-recipient limits (each number still gets at most 5 codes in 10 minutes)"
+                </label>
             </fieldset>
             <fieldset>
                 <legend>"Retries"</legend>

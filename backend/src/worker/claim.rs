@@ -65,7 +65,8 @@ impl Worker {
             sender: Self::sender_key(&self.sender_of(c)).to_owned(),
             segments: u32::try_from(c.segments.max(1)).unwrap_or(u32::MAX),
             validity_until: c.validity_until,
-            exempt: c.priority == priority_rank(Priority::Emergency) && limits.emergency_exempt,
+            exempt: (c.priority == priority_rank(Priority::Emergency) && limits.emergency_exempt)
+                || (c.priority == priority_rank(Priority::TwoFactor) && limits.two_factor_exempt),
         }
     }
 }
