@@ -75,6 +75,11 @@ pub fn router(
         set_page_policy();
     };
     let routes = generate_route_list(App);
+    // The bundle (wasm, JS, CSS) is served by tower-http directly, outside any Leptos owner:
+    // leptos_axum's fallback serves a file inside a new reactive owner, and a page rendering on
+    // the same thread at that moment could lend that file its own status and headers (seen: the
+    // wasm answered 403 with the page policy of a forbidden page being rendered).
+    let pkg = std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir);
     Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
@@ -84,6 +89,10 @@ pub fn router(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+        .nest_service(
+            &format!("/{}", options.site_pkg_dir),
+            tower_http::services::ServeDir::new(pkg),
+        )
         .fallback(file_and_error_handler_with_context(context, shell))
         .with_state(options)
 }
