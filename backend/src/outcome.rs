@@ -171,6 +171,7 @@ mod tests {
             code: Some(code),
             message: "refused".to_owned(),
             more_info: None,
+            retry_after: None,
         }
     }
 
@@ -313,6 +314,7 @@ mod tests {
             code: None,
             message: "bad request".to_owned(),
             more_info: None,
+            retry_after: None,
         };
         let d = decide(Failure::Refused(&bare), 1, &retries());
         assert_eq!((d.next, d.code), (Next::Fail, None));

@@ -121,6 +121,7 @@ fn api_error(status: u16, code: u32, message: &str) -> TwilioError {
         code: Some(code),
         message: domain::redact::mask_numbers(message),
         more_info: Some(format!("https://www.twilio.com/docs/errors/{code}")),
+        retry_after: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub const DISPATCH_LATENCY: &str = "smsdesk_dispatch_latency_seconds";
 pub const LIMIT_WAIT: &str = "smsdesk_limit_wait_seconds";
 pub const DEFERRED: &str = "smsdesk_messages_deferred_total";
 pub const CALLBACKS: &str = "smsdesk_callbacks_total";
+pub const PROVIDER_PAUSES: &str = "smsdesk_provider_pauses_total";
 pub const QUEUE_DEPTH: &str = "smsdesk_queue_depth";
 pub const OLDEST_WAITING: &str = "smsdesk_oldest_waiting_seconds";
 
@@ -45,6 +46,10 @@ pub fn describe() {
     describe_counter!(
         DEFERRED,
         "Due messages a worker step held back for a rate limit (counted once per step)."
+    );
+    describe_counter!(
+        PROVIDER_PAUSES,
+        "Times this instance paused sending because Twilio was in a storm, by reason (rate_limited, no_answer)."
     );
     describe_counter!(
         CALLBACKS,
@@ -78,6 +83,16 @@ pub fn deferred(n: usize) {
     if n > 0 {
         counter!(DEFERRED).increment(n as u64);
     }
+}
+
+/// The breaker paused sending (`worker::breaker`).
+pub fn provider_paused(rate_limited: bool) {
+    let reason = if rate_limited {
+        "rate_limited"
+    } else {
+        "no_answer"
+    };
+    counter!(PROVIDER_PAUSES, "reason" => reason).increment(1);
 }
 
 pub fn callback(status: &'static str, result: &'static str) {

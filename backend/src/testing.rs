@@ -181,8 +181,23 @@ pub mod fake_twilio {
         AcceptLate(Duration),
     }
 
+    /// Twilio in a storm: every request (create, list, fetch) is answered so until it calms.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Storm {
+        /// 429 / 20429 Too Many Requests, with this `Retry-After` (seconds) when given.
+        RateLimited { retry_after: Option<u32> },
+        /// HTTP 503 without acting on the request.
+        Unavailable,
+        /// Creates are acted on (they are in the ledger) but answered after this long; lists and
+        /// fetches too.
+        Slow(Duration),
+    }
+
     #[derive(Default)]
     struct State {
+        storm: Option<Storm>,
+        /// When every create request arrived (µs), answered or refused.
+        arrivals: Vec<i64>,
         /// Prices Twilio reports once set (`set_price`): sid → (price, unit).
         prices: HashMap<String, (String, String)>,
         ledger: Vec<Created>,
@@ -231,6 +246,36 @@ pub mod fake_twilio {
     impl Respond for Responder {
         fn respond(&self, request: &Request) -> ResponseTemplate {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let create = request.method.as_str() == "POST";
+            if create {
+                state.arrivals.push(chrono::Utc::now().timestamp_micros());
+            }
+            match state.storm {
+                Some(Storm::RateLimited { retry_after }) => {
+                    state.refused += usize::from(create);
+                    let answer = ResponseTemplate::new(429).set_body_json(json!({
+                        "code": 20429, "message": "Too Many Requests",
+                        "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429,
+                    }));
+                    return match retry_after {
+                        Some(s) => answer.insert_header("Retry-After", s.to_string().as_str()),
+                        None => answer,
+                    };
+                }
+                Some(Storm::Unavailable) => {
+                    state.refused += usize::from(create);
+                    return ResponseTemplate::new(503).set_body_string("Service Unavailable");
+                }
+                Some(Storm::Slow(_)) | None => {}
+            }
+            let slow = match state.storm {
+                Some(Storm::Slow(d)) => Some(d),
+                _ => None,
+            };
+            let late = |answer: ResponseTemplate| match slow {
+                Some(d) => answer.set_delay(d),
+                None => answer,
+            };
             if request.method.as_str() == "GET" && request.url.path().contains("/Messages/SM") {
                 // Fetch one message: `.../Messages/{Sid}.json`.
                 let sid = request
@@ -251,7 +296,7 @@ pub mod fake_twilio {
                     body["price"] = json!(price);
                     body["price_unit"] = json!(unit);
                 }
-                return ResponseTemplate::new(200).set_body_json(body);
+                return late(ResponseTemplate::new(200).set_body_json(body));
             }
             if request.method.as_str() == "GET" {
                 let query: HashMap<String, String> = request
@@ -265,10 +310,10 @@ pub mod fake_twilio {
                     .filter(|c| query.get("To").is_none_or(|to| *to == c.to))
                     .map(|c| message_json(c, "sent"))
                     .collect();
-                return ResponseTemplate::new(200).set_body_json(json!({
+                return late(ResponseTemplate::new(200).set_body_json(json!({
                     "messages": messages, "page": 0, "page_size": 50,
                     "next_page_uri": null, "previous_page_uri": null,
-                }));
+                })));
             }
             // Strings only: a form always parses (a bad escape stays as written).
             let form: Vec<(String, String)> =
@@ -311,6 +356,7 @@ pub mod fake_twilio {
             let response = ResponseTemplate::new(201).set_body_json(body);
             match script {
                 Some(Script::AcceptLate(delay)) => response.set_delay(delay),
+                _ if slow.is_some() => late(response),
                 _ if !self.delay.is_zero() => response.set_delay(self.delay),
                 _ => response,
             }
@@ -381,6 +427,20 @@ pub mod fake_twilio {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .ledger
+                .clone()
+        }
+
+        /// From now on every request is answered as `storm` says (`None`: calm again).
+        pub fn storm(&self, storm: Option<Storm>) {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).storm = storm;
+        }
+
+        /// When every create request arrived (µs since the epoch), accepted or refused.
+        pub fn arrivals(&self) -> Vec<i64> {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .arrivals
                 .clone()
         }
 

@@ -86,6 +86,8 @@ pub enum TwilioError {
         code: Option<u32>,
         message: String,
         more_info: Option<String>,
+        /// `Retry-After` in seconds, when Twilio gave one (with a 429 or a 503).
+        retry_after: Option<u32>,
     },
     /// No answer in time: the request may or may not have been acted on.
     #[error("Twilio did not answer within the timeout; the message may or may not have been sent")]
@@ -106,6 +108,24 @@ impl TwilioError {
             TwilioError::Timeout | TwilioError::Network(_) => true,
             TwilioError::Api { status, .. } => *status >= 500,
             TwilioError::Decode(_) => true,
+        }
+    }
+
+    /// Whether Twilio refused the request for its rate (429 / 20429): the message itself was
+    /// not refused and may be sent once Twilio lets it.
+    pub fn rate_limited(&self) -> bool {
+        matches!(self, TwilioError::Api { status, code, .. } if *status == 429 || *code == Some(20429))
+    }
+
+    /// What this failure tells about Twilio's health (`worker::breaker`).
+    pub fn signal(&self) -> crate::worker::breaker::Signal {
+        use crate::worker::breaker::Signal;
+        match self {
+            TwilioError::Api { retry_after, .. } if self.rate_limited() => Signal::RateLimited {
+                retry_after: *retry_after,
+            },
+            e if e.in_doubt() => Signal::NoAnswer,
+            _ => Signal::Answered,
         }
     }
 }
@@ -233,6 +253,12 @@ impl TwilioClient {
                 }
             })?;
         let status = response.status();
+        // Seconds only (Twilio does not send an HTTP date here).
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
         let text = response.text().await.map_err(|e| {
             if e.is_timeout() {
                 TwilioError::Timeout
@@ -255,6 +281,7 @@ impl TwilioClient {
                 .map(domain::redact::mask_numbers)
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
             more_info: error.and_then(|e| e.more_info),
+            retry_after,
         })
     }
 

@@ -175,9 +175,13 @@ async fn a_429_is_refused_with_its_code() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(MESSAGES))
-        .respond_with(ResponseTemplate::new(429).set_body_json(json!({
-            "code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429
-        })))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "7")
+                .set_body_json(json!({
+                    "code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429
+                })),
+        )
         .mount(&server)
         .await;
     let error = client(&server, Duration::from_secs(5))
@@ -189,9 +193,12 @@ async fn a_429_is_refused_with_its_code() {
         TwilioError::Api {
             status: 429,
             code: Some(20429),
+            retry_after: Some(7),
             ..
         }
     ));
+    assert!(error.rate_limited());
+    assert!(!error.in_doubt(), "a 429 was refused: nothing went out");
 }
 
 #[tokio::test]

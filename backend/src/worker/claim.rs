@@ -21,17 +21,19 @@ use crate::{on_tx, telemetry};
 const DAY: i64 = 24 * HOUR;
 
 impl Worker {
-    /// Claims what may be sent at `now`; counts what expired and what must wait in `step`.
+    /// Claims up to `limit` messages that may be sent at `now`; counts what expired and what
+    /// must wait in `step`.
     pub(super) async fn claim(
         &self,
         now: i64,
+        limit: usize,
         settings: &SendingSettings,
         step: &mut Step,
     ) -> Result<Vec<Claimed>, WorkerError> {
         let limits = &settings.limits;
         let mut tx = self.db.begin().await?;
         let global = lock_and_count(&mut tx, limits, now).await?;
-        let due = select_due(&mut tx, now, self.config.batch_size).await?;
+        let due = select_due(&mut tx, now, limit).await?;
         let candidates: Vec<Candidate> = due.iter().map(|c| self.candidate(c, limits)).collect();
         let usage = read_usage(&mut tx, &candidates, now).await?;
         let admitted = admission::admit(&candidates, usage, &global, limits, &settings.pace, now);

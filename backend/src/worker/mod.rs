@@ -25,6 +25,7 @@
 //! window read the step's clock, `now` moved on by the real time elapsed since the claim (see
 //! [`Worker::try_execute_task`]).
 
+pub mod breaker;
 mod claim;
 mod dispatch;
 mod record;
@@ -37,6 +38,7 @@ use domain::admission;
 use futures::StreamExt;
 use tracing::Instrument;
 
+use self::breaker::{Allowed, Breaker, Signal};
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
 use crate::on_tx;
@@ -127,6 +129,9 @@ pub struct WorkerConfig {
     pub default_sender: Sender,
     /// When this instance's sends may start; shared by all its worker loops.
     pub gate: SendGate,
+    /// Whether Twilio is in a storm (429s, 5xx, timeouts) and sending pauses; shared by all
+    /// this instance's worker loops.
+    pub breaker: Breaker,
 }
 
 /// The global limits kept by when sends actually start (the claim counts them when messages are
@@ -165,6 +170,7 @@ impl WorkerConfig {
             status_callback,
             default_sender,
             gate: SendGate::default(),
+            breaker: Breaker::default(),
         }
     }
 }
@@ -178,8 +184,13 @@ pub struct Step {
     /// Found already sent while in doubt (counted in `sent` too).
     pub found_in_doubt: usize,
     pub retry_scheduled: usize,
-    /// Claimed but not started within the start window: back in the outbox, untried.
+    /// Claimed but not started (past the start window, or Twilio's storm paused sending): back
+    /// in the outbox, untried.
     pub not_started: usize,
+    /// Refused for Twilio's rate (429): back in the outbox for after the pause, not counted.
+    pub throttled: usize,
+    /// Sending is paused until then (µs): Twilio is in a storm (`breaker`); nothing was claimed.
+    pub paused_until: Option<i64>,
     pub failed: usize,
     pub expired: usize,
     /// Due messages that must wait for a limit.
@@ -228,8 +239,19 @@ enum Outcome {
     Refused(TwilioError),
     Unknown(TwilioError),
     Undecryptable,
-    /// The start window had passed: nothing was sent.
+    /// The start window had passed, or sending paused: nothing was sent.
     NotStarted,
+}
+
+impl Outcome {
+    /// What it tells about Twilio's health, if Twilio was asked.
+    fn signal(&self) -> Option<Signal> {
+        match self {
+            Outcome::Sent(_) | Outcome::FoundSent(_) => Some(Signal::Answered),
+            Outcome::Refused(e) | Outcome::Unknown(e) => Some(e.signal()),
+            Outcome::Undecryptable | Outcome::NotStarted => None,
+        }
+    }
 }
 
 pub struct Worker {
@@ -262,8 +284,17 @@ impl Worker {
     pub async fn try_execute_task(&self, now: i64) -> Result<Step, WorkerError> {
         let settings = settings::sending(&self.db).await?;
         let mut step = Step::default();
+        let limit = match self.config.breaker.allowed(now) {
+            Allowed::PausedUntil(until) => {
+                step.paused_until = Some(until);
+                step.next_due = Some(until);
+                return Ok(step);
+            }
+            Allowed::Probe => 1,
+            Allowed::Batch => self.config.batch_size,
+        };
         let claimed = self
-            .claim(now, &settings, &mut step)
+            .claim(now, limit, &settings, &mut step)
             .instrument(tracing::debug_span!("claim"))
             .await?;
         step.claimed = claimed.len();
@@ -286,6 +317,10 @@ impl Worker {
                 if wait > 0 {
                     tokio::time::sleep(Duration::from_micros(wait.unsigned_abs())).await;
                 }
+                // Twilio went into a storm while this one waited: back to the outbox, untried.
+                if let Allowed::PausedUntil(_) = self.config.breaker.allowed(clock()) {
+                    return (c, Outcome::NotStarted);
+                }
                 telemetry::limit_wait((start - c.due_at) as f64 / SECOND as f64);
                 // Measured, not decided on: the latency metric.
                 let started = std::time::Instant::now();
@@ -294,6 +329,9 @@ impl Worker {
                     .instrument(tracing::info_span!("send", message_id = c.id))
                     .await;
                 telemetry::dispatch_latency(started.elapsed().as_secs_f64());
+                if let Some(signal) = outcome.signal() {
+                    self.config.breaker.observe(signal, clock());
+                }
                 (c, outcome)
             })
             .buffer_unordered(self.config.concurrency.max(1))

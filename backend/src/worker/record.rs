@@ -33,6 +33,9 @@ impl Worker {
         let mut sent: Vec<(i64, twilio::Message, bool)> = Vec::new();
         // Not started (an earlier attempt in doubt stays so: the claim marked it).
         let mut untried: Vec<i64> = Vec::new();
+        // Refused for Twilio's rate (429): back in the outbox once the breaker's pause ends, the
+        // attempt not counted (Twilio refused the request, not the message).
+        let mut throttled: Vec<i64> = Vec::new();
         for (c, outcome) in outcomes {
             let attempt = c.attempts + 1;
             match outcome {
@@ -53,6 +56,11 @@ impl Worker {
                         outcome::decide(Failure::NoAnswer(&e), attempt, &settings.retries);
                     self.apply_send_failure(&mut tx, &c, &decision, &e, now, step)
                         .await?;
+                }
+                Outcome::Refused(e) if e.rate_limited() => {
+                    telemetry::dispatched("throttled", Some(20429));
+                    throttled.push(c.id);
+                    step.throttled += 1;
                 }
                 Outcome::Refused(e) => {
                     let decision =
@@ -85,9 +93,11 @@ impl Worker {
             }
         }
         record_sent(&mut tx, &sent, now).await?;
-        // Due again at once, the attempt not counted, its dispatch no longer logged (the sender's
-        // pace keeps it: a second's worth, on the safe side).
-        for chunk in untried.chunks(PARAMS) {
+        // Due again at once (throttled ones after the pause), the attempt not counted, its
+        // dispatch no longer logged (the sender's pace keeps it: a second's worth, on the safe
+        // side).
+        let unsent: Vec<i64> = untried.iter().chain(&throttled).copied().collect();
+        for chunk in unsent.chunks(PARAMS) {
             let sql = format!(
                 "DELETE FROM dispatch_log WHERE at = $1 AND message_id IN ({})",
                 numbered(2, chunk.len())
@@ -108,6 +118,10 @@ impl Worker {
             &untried,
         )
         .await?;
+        if !throttled.is_empty() {
+            let resume = self.config.breaker.snapshot().paused_until.max(now);
+            throttle(&mut tx, &throttled, resume, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -283,6 +297,44 @@ async fn retry(
         },
     )
     .await
+}
+
+/// Puts messages Twilio refused for its rate (429) back in the outbox, due at `resume`, their
+/// attempt not counted, each with a line in its timeline.
+async fn throttle(tx: &mut Tx, ids: &[i64], resume: i64, now: i64) -> Result<(), DbError> {
+    let when = DateTime::from_timestamp_micros(resume)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    let reason = "Twilio answered 429 Too Many Requests (error 20429): the request was refused, not the message";
+    update_ids(
+        tx,
+        &format!(
+            "UPDATE messages SET state = 'waiting', due_at = $1, lease_until = NULL,
+                 attempts = attempts - 1, error_code = 20429, error_message = '{reason}',
+                 updated_at = $2"
+        ),
+        (resume, now),
+        ids,
+    )
+    .await?;
+    let detail =
+        format!("{reason}; sending paused, trying again at {when} (this attempt does not count)");
+    for id in ids {
+        event(
+            tx,
+            *id,
+            now,
+            NewEvent {
+                kind: "retry",
+                status: None,
+                error_code: Some(20429),
+                detail: &detail,
+                provider_sid: None,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn fail(
