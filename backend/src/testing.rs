@@ -450,3 +450,92 @@ pub mod fake_twilio {
         }
     }
 }
+
+/// A network path to a server that a test can cut and restore, as when a database server stops
+/// and starts again: while cut, the port refuses connections and every open connection is
+/// dropped; restored, the same port forwards again.
+pub mod outage {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::net::{TcpSocket, TcpStream};
+    use tokio::task::JoinHandle;
+
+    #[derive(Default)]
+    struct Tasks {
+        accept: Option<JoinHandle<()>>,
+        connections: Vec<JoinHandle<()>>,
+    }
+
+    /// Forwards `127.0.0.1:port()` to `upstream`.
+    pub struct Proxy {
+        upstream: SocketAddr,
+        address: SocketAddr,
+        tasks: Arc<Mutex<Tasks>>,
+    }
+
+    impl Proxy {
+        /// A proxy on a free port, forwarding.
+        pub async fn start(upstream: SocketAddr) -> Proxy {
+            let mut proxy = Proxy {
+                upstream,
+                address: "127.0.0.1:0".parse().expect("address"),
+                tasks: Arc::default(),
+            };
+            proxy.address = proxy.listen();
+            proxy
+        }
+
+        pub fn port(&self) -> u16 {
+            self.address.port()
+        }
+
+        /// The server goes away: new connections are refused, open ones are cut.
+        pub fn cut(&self) {
+            let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(accept) = tasks.accept.take() {
+                accept.abort();
+            }
+            for connection in tasks.connections.drain(..) {
+                connection.abort();
+            }
+        }
+
+        /// The server is back on the same port.
+        pub fn restore(&self) {
+            self.listen();
+        }
+
+        /// Listens on `self.address` (a free port the first time) and forwards what comes.
+        fn listen(&self) -> SocketAddr {
+            let socket = TcpSocket::new_v4().expect("socket");
+            socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+            socket.bind(self.address).expect("the proxy's port");
+            let listener = socket.listen(64).expect("listen");
+            let address = listener.local_addr().expect("address");
+            let upstream = self.upstream;
+            let tasks = self.tasks.clone();
+            let accept = tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    let connection = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
+                    tasks.connections.retain(|c| !c.is_finished());
+                    tasks.connections.push(connection);
+                }
+            });
+            self.tasks.lock().unwrap_or_else(|p| p.into_inner()).accept = Some(accept);
+            address
+        }
+    }
+
+    impl Drop for Proxy {
+        fn drop(&mut self) {
+            self.cut();
+        }
+    }
+}

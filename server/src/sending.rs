@@ -291,19 +291,30 @@ async fn remove_old_bodies(db: Db, mut stop: watch::Receiver<bool>) {
 }
 
 async fn run_worker(worker: Worker, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    // Steps that failed in a row (the database is down): the first is logged as an error, then
+    // one a minute, and the recovery once.
+    let mut failed: u32 = 0;
     loop {
         if *stop.borrow() {
             break;
         }
         let now = now_micros();
-        let pause = match worker.try_execute_task(now).await {
+        let result = worker.try_execute_task(now).await;
+        if result.is_ok() && failed > 0 {
+            tracing::info!(failed_steps = failed, "the worker runs again");
+            failed = 0;
+        }
+        let pause = match result {
             Ok(step) if step.claimed > 0 || step.expired > 0 => Duration::ZERO,
             Ok(step) => {
                 let until = step.next_due.map_or(1_000_000, |due| (due - now).max(0));
                 Duration::from_micros(until.clamp(0, 1_000_000) as u64)
             }
             Err(e) => {
-                tracing::error!(error = %e, "the worker could not run a step; trying again in 1 s");
+                if failed.is_multiple_of(60) {
+                    tracing::error!(error = %e, failed_steps = failed + 1, "the worker could not run a step (paused); trying again every second, nothing is lost meanwhile");
+                }
+                failed = failed.saturating_add(1);
                 Duration::from_secs(1)
             }
         };

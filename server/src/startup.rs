@@ -240,6 +240,7 @@ impl Application {
             .merge(api::docs())
             .merge(scrape)
             .merge(console)
+            .layer(axum::middleware::map_response(retry_after_on_503))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 settings.request_timeout,
@@ -316,6 +317,21 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         path = %request.uri().path(),
         request_id = %id,
     )
+}
+
+/// How long a client should wait after a 503 (the database cannot be reached), in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Every 503 says when to try again (`Retry-After`), whichever route gave it: the API, the
+/// Twilio-compatible endpoints, the webhooks (Twilio retries them), the console.
+async fn retry_after_on_503(mut response: axum::response::Response) -> axum::response::Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(axum::http::header::RETRY_AFTER)
+            .or_insert(axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
+    response
 }
 
 /// `/readyz`: 200 when the database answers, 503 (with the reason in the log) when it does not.
