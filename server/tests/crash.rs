@@ -3,6 +3,10 @@
 //! SIGKILL while sends are in flight, and is started again on the same database. The fake's
 //! ledger must then hold every message exactly once: those whose outcome the killed process never
 //! recorded are looked up in Twilio's Message list, not sent again.
+//!
+//! And the same with three instances on one PostgreSQL database, one of them killed mid-batch and
+//! started again: every message exactly once, and the global limit kept as Twilio counts it, by
+//! the fake's arrival times.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -157,6 +161,112 @@ async fn sigkill_mid_batch_then_restart_sends_every_message_exactly_once() {
     assert_eq!(failed, 0);
     db.close().await;
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The most arrivals (µs) in any window of `window` µs.
+fn busiest(arrivals: &mut [i64], window: i64) -> usize {
+    arrivals.sort_unstable();
+    (0..arrivals.len())
+        .map(|i| {
+            arrivals[i..]
+                .iter()
+                .take_while(|&&a| a < arrivals[i] + window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_one_killed_send_every_message_once_within_the_limit() {
+    const TOTAL: usize = 3_000;
+    const PER_SECOND: u32 = 300;
+    let fake = FakeTwilio::start_with_delay(Duration::from_millis(15)).await;
+    let database = backend::testing::TestDb::postgres().await;
+    let (db, url) = (database.db.clone(), database.url());
+    let mut settings = backend::settings::SendingSettings::default();
+    settings.limits.per_second = PER_SECOND;
+    settings.limits.per_minute = 1_000_000;
+    settings.limits.per_hour = 10_000_000;
+    settings.pace.long_code = 100_000;
+    backend::settings::save_sending(&db, &Actor::system(), &settings)
+        .await
+        .expect("settings");
+    let key = backend::api_keys::create(&db, &Actor::cli(), "instances")
+        .await
+        .expect("key");
+    let (key_id, secret) = (key.key.id.clone(), backend::api_keys::reveal(&key.secret));
+
+    // Three instances start at once on the same database.
+    let ports = [free_port(), free_port(), free_port()];
+    let mut instances: Vec<Child> = ports
+        .iter()
+        .map(|&port| start(&url, &fake.uri(), port, 1))
+        .collect();
+    let http = reqwest::Client::new();
+    for port in ports {
+        ready(&http, &format!("http://127.0.0.1:{port}")).await;
+    }
+    // A thousand through each.
+    for (n, port) in ports.iter().enumerate() {
+        let messages: Vec<_> = (0..TOTAL / 3)
+            .map(|i| {
+                let m = n * (TOTAL / 3) + i;
+                json!({ "to": format!("+1415555{:04}", m), "body": format!("instance test {m}") })
+            })
+            .collect();
+        let answer = http
+            .post(format!("http://127.0.0.1:{port}/api/v1/messages/batch"))
+            .basic_auth(&key_id, Some(secret))
+            .json(&json!({ "messages": messages }))
+            .send()
+            .await
+            .expect("batch");
+        assert_eq!(answer.status().as_u16(), 202);
+    }
+    until("a quarter has gone out", Duration::from_secs(120), || {
+        let n = fake.ledger().len();
+        async move { n >= TOTAL / 4 }
+    })
+    .await;
+    instances[1].kill().expect("SIGKILL");
+    instances[1].wait().expect("reaped");
+    let at_kill = fake.ledger().len();
+    assert!(
+        at_kill < TOTAL,
+        "the kill landed before the end ({at_kill} sent)"
+    );
+    instances[1] = start(&url, &fake.uri(), ports[1], 1);
+    until("every message is done", Duration::from_secs(180), || {
+        let db = db.clone();
+        async move { backend::outbox::backlog(&db).await.is_ok_and(|n| n == 0) }
+    })
+    .await;
+    for mut instance in instances {
+        instance.kill().ok();
+        instance.wait().ok();
+    }
+
+    let ledger = fake.ledger();
+    let mut bodies: Vec<&str> = ledger.iter().map(|c| c.body.as_str()).collect();
+    bodies.sort_unstable();
+    bodies.dedup();
+    assert_eq!(bodies.len(), TOTAL, "every message went out");
+    assert_eq!(ledger.len(), TOTAL, "none went out twice");
+    let mut arrivals: Vec<i64> = ledger.iter().map(|c| c.at).collect();
+    let most = busiest(&mut arrivals, 1_000_000);
+    assert!(
+        most <= PER_SECOND as usize,
+        "{most} requests arrived within one second (limit {PER_SECOND})"
+    );
+    let failed: i64 = backend::on_db!(&db, |pool| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM messages WHERE status = 'failed'"
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count"));
+    assert_eq!(failed, 0);
+    database.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
