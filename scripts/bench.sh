@@ -5,6 +5,7 @@
 #  - sending: JSON API intake (messages/s, p50/p99 at 1,000 req/s), dispatch to a local fake
 #    Twilio against a plain HTTP client on the same fake, signed incoming-message webhooks (per
 #    second, p50/p99);
+#  - several instances: dispatch with 1, 2 and 3 smsdesk processes on one PostgreSQL database;
 #  - two-factor codes: start of a verification to its text at a fake Twilio (p50/p99), checks/s;
 #  - the delivery log with 1,000,000 messages: each filter's page and counts, p50/p95;
 #  - the console: release wasm size, and keystroke-to-counter time for a 1,600-character body in
@@ -43,6 +44,8 @@ say "sending: intake through the JSON API, dispatch to a local fake Twilio, sign
 cargo bench --locked -p server --bench sending
 say "two-factor codes: a verification's start to its text at a local fake Twilio (p50/p99), checks per second (release build, SQLite)"
 cargo bench --locked -p server --bench verify
+say "several instances: dispatch with 1, 2 and 3 smsdesk processes on one PostgreSQL database (release build)"
+cargo bench --locked -p server --bench instances
 say "the delivery log at size: 1,000,000 messages seeded into SQLite and PostgreSQL, each filter's page and counts (p50/p95)"
 cargo bench --locked -p backend --bench log
 say "the console in Chromium: keystroke to counter update (release build)"

@@ -32,17 +32,28 @@ pub struct Fetched {
 }
 
 /// Runs the job if this instance wins the minute: `None` when another instance has it.
-pub async fn run(db: &Db, provider: &Provider, now: i64) -> Result<Option<Fetched>, DbError> {
+pub async fn run(
+    db: &Db,
+    provider: &Provider,
+    fallback: Option<&Provider>,
+    now: i64,
+) -> Result<Option<Fetched>, DbError> {
     if !crate::retention::claim(db, JOB, now, PERIOD).await? {
         return Ok(None);
     }
-    fetch(db, provider, now).await.map(Some)
+    fetch(db, provider, fallback, now).await.map(Some)
 }
 
-/// Asks the provider for the price of each message still without one (see the module).
-pub async fn fetch(db: &Db, provider: &Provider, now: i64) -> Result<Fetched, DbError> {
-    let due: Vec<(i64, String)> = on_db!(db, |pool| sqlx::query_as(
-        "SELECT id, provider_sid FROM messages
+/// Asks the provider that carried each message still without a price for it (see the module):
+/// the primary, or the `fallback` for what it carried.
+pub async fn fetch(
+    db: &Db,
+    provider: &Provider,
+    fallback: Option<&Provider>,
+    now: i64,
+) -> Result<Fetched, DbError> {
+    let due: Vec<(i64, String, Option<String>)> = on_db!(db, |pool| sqlx::query_as(
+        "SELECT id, provider_sid, attempt_provider FROM messages
           WHERE price_micros IS NULL AND provider_sid IS NOT NULL
             AND dispatched_at < $1 AND dispatched_at >= $2
             AND (price_checked_at IS NULL OR price_checked_at < $3)
@@ -55,9 +66,13 @@ pub async fn fetch(db: &Db, provider: &Provider, now: i64) -> Result<Fetched, Db
     .fetch_all(pool)
     .await?);
     let mut done = Fetched::default();
-    for (id, sid) in due {
+    for (id, sid, carrier) in due {
         done.asked += 1;
-        let price = match provider.fetch(&sid).await {
+        let carrier = match (carrier.as_deref(), fallback) {
+            (Some("fallback"), Some(f)) => f,
+            _ => provider,
+        };
+        let price = match carrier.fetch(&sid).await {
             Ok(m) => match (m.price, m.price_unit.as_deref()) {
                 (Some(p), None | Some("USD" | "usd")) => Some(p),
                 (Some(_), Some(unit)) => {

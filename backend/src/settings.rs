@@ -180,6 +180,17 @@ pub fn validate(settings: &SendingSettings) -> Result<(), SettingsError> {
         ));
     }
     validate_alert_webhook(this.budgets.alert_webhook_url.as_deref())?;
+    if let Some(code) = this
+        .failover
+        .codes
+        .iter()
+        .find(|c| !(10_000..=99_999).contains(*c))
+    {
+        return Err(invalid(
+            "failover.codes",
+            format!("{code} is not a Twilio error code (five digits, such as 20003)"),
+        ));
+    }
     validate_prices(&this.prices)
 }
 

@@ -13,6 +13,20 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// Saves sending settings with every limit far away (benches measure the engine, not the limits).
+pub async fn open_limits(db: &Db) {
+    let mut s = crate::settings::SendingSettings::default();
+    s.limits.per_second = 1_000_000;
+    s.limits.per_minute = 10_000_000;
+    s.limits.per_hour = 100_000_000;
+    s.limits.per_recipient_per_hour = 1_000_000;
+    s.limits.per_recipient_per_day = 1_000_000;
+    s.pace.long_code = 1_000_000;
+    crate::settings::save_sending(db, &crate::audit::Actor::system(), &s)
+        .await
+        .expect("settings");
+}
+
 /// A migrated database that is removed when dropped.
 pub struct TestDb {
     pub db: Db,
@@ -537,5 +551,59 @@ pub mod outage {
         fn drop(&mut self) {
             self.cut();
         }
+    }
+}
+
+/// The real `smsdesk` binary as a separate process, for tests and benches that run several
+/// instances or kill one (the caller passes the binary's path: `env!("CARGO_BIN_EXE_smsdesk")`).
+pub mod instance {
+    use std::net::TcpListener;
+    use std::process::{Child, Command, Stdio};
+
+    use base64::Engine;
+
+    /// The account the fake Twilio is addressed as.
+    pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+    /// The data key every instance of one database shares (`[3; 32]`).
+    pub const DATA_KEY: [u8; 32] = [3u8; 32];
+
+    /// A port nobody listens on now.
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port()
+    }
+
+    /// Starts `binary` on `database_url`, sending to the fake Twilio at `twilio`, listening on
+    /// `port`, with `timeout_seconds` for each request to Twilio. Its output is discarded.
+    pub fn start(
+        binary: &str,
+        database_url: &str,
+        twilio: &str,
+        port: u16,
+        timeout_seconds: u32,
+    ) -> Child {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LEPTOS_OUTPUT_NAME", "smsdesk")
+            .env("DATABASE_URL", database_url)
+            .env("SMSDESK_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SMSDESK_DATA_KEY", b64.encode(DATA_KEY))
+            .env("SMSDESK_SESSION_SECRET", b64.encode([4u8; 64]))
+            .env("SMSDESK_ADMIN_PASSWORD", "instance test admin password")
+            .env("TWILIO_ACCOUNT_SID", ACCOUNT)
+            .env("TWILIO_AUTH_TOKEN", "instance-test-token")
+            .env("TWILIO_PHONE_NUMBER", "+15005550006")
+            .env("TWILIO_API_BASE_URL", twilio)
+            .env("SMSDESK_SEND_TIMEOUT_SECONDS", timeout_seconds.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("smsdesk starts")
     }
 }

@@ -128,14 +128,14 @@ async fn prices_come_from_callbacks_and_from_a_late_fetch(db: Db) {
     .expect("recorded");
     assert_eq!(price_of(&db, &by_callback.sid).await, Some(8_300));
     // Too early: nothing is asked before the message has had time to settle.
-    let early = backend::late_prices::fetch(&db, &provider, t0 + MINUTE)
+    let early = backend::late_prices::fetch(&db, &provider, None, t0 + MINUTE)
         .await
         .expect("db");
     assert_eq!(early.asked, 0);
     // Twilio fills the others' prices later; one in euros.
     fake.set_price(&twilio_sid(&by_fetch).await, "-0.01660", "USD");
     fake.set_price(&twilio_sid(&in_euros).await, "-0.00770", "EUR");
-    let later = backend::late_prices::fetch(&db, &provider, t0 + 3 * MINUTE)
+    let later = backend::late_prices::fetch(&db, &provider, None, t0 + 3 * MINUTE)
         .await
         .expect("db");
     assert_eq!((later.asked, later.priced), (2, 1));
@@ -146,7 +146,7 @@ async fn prices_come_from_callbacks_and_from_a_late_fetch(db: Db) {
         "never mixed with dollars"
     );
     // Asked at most once an hour: a minute later nothing is asked again.
-    let again = backend::late_prices::fetch(&db, &provider, t0 + 4 * MINUTE)
+    let again = backend::late_prices::fetch(&db, &provider, None, t0 + 4 * MINUTE)
         .await
         .expect("db");
     assert_eq!(again.asked, 0);
@@ -180,7 +180,7 @@ async fn the_simulator_charges_the_price_table(db: Db) {
     assert_eq!(w.try_execute_task(t0).await.expect("step").sent, 1);
     // Not priced until it has left (the simulator posts "sent" after its delay).
     sim.post_due(t0 + 10 * MINUTE).await;
-    let fetched = backend::late_prices::fetch(&db, &provider, t0 + 10 * MINUTE)
+    let fetched = backend::late_prices::fetch(&db, &provider, None, t0 + 10 * MINUTE)
         .await
         .expect("db");
     assert_eq!((fetched.asked, fetched.priced), (1, 1));

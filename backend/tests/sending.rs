@@ -17,7 +17,8 @@ use backend::settings::{self, SendingSettings};
 use backend::simulator::Simulator;
 use backend::testing::fake_twilio::{FakeTwilio, Script, Storm};
 use backend::twilio::{NewMessage, Sender, TwilioClient, TwilioConfig};
-use backend::worker::{Callback, CallbackOutcome, Provider, Worker, WorkerConfig};
+use backend::worker::breaker::Breaker;
+use backend::worker::{Callback, CallbackOutcome, Fallback, Provider, Worker, WorkerConfig};
 use backend::{audit, on_db};
 use domain::status::MessageStatus;
 use domain::template::Category;
@@ -652,6 +653,38 @@ async fn a_send_in_doubt_is_looked_up_before_it_is_sent_again(db: Db) {
 }
 on_both!(a_send_in_doubt_is_looked_up_before_it_is_sent_again);
 
+/// Leaves message `sid` as a process that died mid-attempt would: claimed at `t0` with its
+/// lease running out 30 s later, where the attempt went unknown.
+async fn crashed_mid_attempt(db: &Db, sid: &str, t0: i64) {
+    on_db!(db, |pool| sqlx::query(
+        "UPDATE messages SET state = 'sending', lease_until = $1, attempts = 1,
+             attempt_started_at = $2, attempt_provider = NULL WHERE sid = $3"
+    )
+    .bind(t0 + 30 * SECOND)
+    .bind(t0)
+    .bind(sid)
+    .execute(pool)
+    .await
+    .expect("claimed")
+    .rows_affected());
+}
+
+/// A message created at `fake` directly, as a send whose answer never reached smsdesk.
+async fn create_at(fake: &FakeTwilio, to: &str, from: &str, body: &str) {
+    client(fake, Duration::from_secs(5))
+        .create_message(&NewMessage {
+            to: to.to_owned(),
+            sender: Sender::From(from.to_owned()),
+            body: body.to_owned(),
+            status_callback: None,
+            validity_period: None,
+            smart_encoded: None,
+            attempt: Some(1),
+        })
+        .await
+        .expect("created");
+}
+
 async fn a_claim_left_by_a_crash_is_resolved_without_sending_twice(db: Db) {
     save(&db, &open_settings()).await;
     let fake = FakeTwilio::start().await;
@@ -664,31 +697,10 @@ async fn a_claim_left_by_a_crash_is_resolved_without_sending_twice(db: Db) {
     .await;
     let lost = submit(&db, body_to(&number(2), "never left", None), t0).await;
     // The process died after claiming both; the first request had reached Twilio.
-    for (sid, _) in [(&went.sid, ()), (&lost.sid, ())] {
-        on_db!(&db, |pool| sqlx::query(
-            "UPDATE messages SET state = 'sending', lease_until = $1, attempts = 1,
-                 attempt_started_at = $2 WHERE sid = $3"
-        )
-        .bind(t0 + 30 * SECOND)
-        .bind(t0)
-        .bind(sid)
-        .execute(pool)
-        .await
-        .expect("claimed")
-        .rows_affected());
+    for sid in [&went.sid, &lost.sid] {
+        crashed_mid_attempt(&db, sid, t0).await;
     }
-    client(&fake, Duration::from_secs(5))
-        .create_message(&NewMessage {
-            to: number(1),
-            sender: Sender::From(FROM.to_owned()),
-            body: "went out before the crash".to_owned(),
-            status_callback: None,
-            validity_period: None,
-            smart_encoded: None,
-            attempt: Some(1),
-        })
-        .await
-        .expect("created");
+    create_at(&fake, &number(1), FROM, "went out before the crash").await;
     let w = worker(&db, &fake);
     assert_eq!(
         w.try_execute_task(t0 + SECOND).await.expect("step").claimed,
@@ -1239,10 +1251,15 @@ async fn a_send_without_an_answer_fails_once_max_attempts_are_used(db: Db) {
 }
 on_both!(a_send_without_an_answer_fails_once_max_attempts_are_used);
 
-/// Submits `n` messages to `number(0..n)` at `t0`.
-async fn submit_many(db: &Db, n: u32, body: &str, t0: i64) -> Vec<outbox::MessageView> {
+/// Submits a message to each of `number(range)` at `t0`.
+async fn submit_many(
+    db: &Db,
+    range: std::ops::Range<u32>,
+    body: &str,
+    t0: i64,
+) -> Vec<outbox::MessageView> {
     let s = settings::sending(db).await.expect("settings");
-    let submissions = (0..n).map(|i| body_to(&number(i), body, None)).collect();
+    let submissions = range.map(|i| body_to(&number(i), body, None)).collect();
     intake(db)
         .submit(&s, &dispatcher(), submissions, t0)
         .await
@@ -1252,9 +1269,9 @@ async fn submit_many(db: &Db, n: u32, body: &str, t0: i64) -> Vec<outbox::Messag
         .collect()
 }
 
-/// Every message of `views` was created at the fake exactly once.
-fn each_exactly_once(fake: &FakeTwilio, views: &[outbox::MessageView]) {
-    let ledger = fake.ledger();
+/// Every message of `views` was created exactly once, at one of `fakes`.
+fn each_exactly_once(fakes: &[&FakeTwilio], views: &[outbox::MessageView]) {
+    let ledger: Vec<_> = fakes.iter().flat_map(|f| f.ledger()).collect();
     assert_eq!(
         ledger.len(),
         views.len(),
@@ -1272,7 +1289,7 @@ async fn a_rate_limit_storm_pauses_sending_for_retry_after_and_costs_no_attempt(
         retry_after: Some(5),
     }));
     let t0 = now_micros();
-    let views = submit_many(&db, 20, "storm", t0).await;
+    let views = submit_many(&db, 0..20, "storm", t0).await;
     let w = worker(&db, &fake);
 
     // All twenty were in flight before the first 429 came back; each goes back to the outbox.
@@ -1321,7 +1338,7 @@ async fn a_rate_limit_storm_pauses_sending_for_retry_after_and_costs_no_attempt(
     assert_eq!((probe.claimed, probe.sent), (1, 1));
     let rest = w.try_execute_task(resume).await.expect("step");
     assert_eq!((rest.claimed, rest.sent), (19, 19));
-    each_exactly_once(&fake, &views);
+    each_exactly_once(&[&fake], &views);
     for v in &views {
         let v = view(&db, &v.sid).await;
         assert_eq!((v.state, v.attempts), (MessageState::Done, 1), "{}", v.sid);
@@ -1362,7 +1379,7 @@ async fn a_run_of_5xx_pauses_sending_and_the_queue_drains_once_twilio_recovers(d
     let fake = FakeTwilio::start().await;
     fake.storm(Some(Storm::Unavailable));
     let t0 = now_micros();
-    let views = submit_many(&db, 100, "outage", t0).await;
+    let views = submit_many(&db, 0..100, "outage", t0).await;
     let w = narrow_worker(&db, &fake, 8, Duration::from_millis(400));
 
     // The eight lanes' requests fail (and, while the first two failures come back, up to two
@@ -1403,7 +1420,7 @@ async fn a_run_of_5xx_pauses_sending_and_the_queue_drains_once_twilio_recovers(d
     // Twilio recovers: everything goes out, those in doubt after a look-up in its list.
     fake.storm(None);
     drain(&w, at, t0 + 600 * SECOND).await;
-    each_exactly_once(&fake, &views);
+    each_exactly_once(&[&fake], &views);
     for v in &views {
         let v = view(&db, &v.sid).await;
         assert_eq!(v.state, MessageState::Done, "{}", v.sid);
@@ -1418,7 +1435,7 @@ async fn timeouts_in_a_storm_send_nothing_twice(db: Db) {
     // Twilio acts on each request but answers after the client gave up.
     fake.storm(Some(Storm::Slow(Duration::from_millis(700))));
     let t0 = now_micros();
-    let views = submit_many(&db, 12, "slow", t0).await;
+    let views = submit_many(&db, 0..12, "slow", t0).await;
     let w = narrow_worker(&db, &fake, 4, Duration::from_millis(300));
     let step = w.try_execute_task(t0).await.expect("step");
     let tried = step.retry_scheduled;
@@ -1435,7 +1452,7 @@ async fn timeouts_in_a_storm_send_nothing_twice(db: Db) {
 
     fake.storm(None);
     drain(&w, t0, t0 + 600 * SECOND).await;
-    each_exactly_once(&fake, &views);
+    each_exactly_once(&[&fake], &views);
     let found = futures::future::join_all(views.iter().map(|v| view(&db, &v.sid))).await;
     let in_doubt_found = found.iter().filter(|v| v.attempts == 2).count();
     assert_eq!(
@@ -1583,3 +1600,147 @@ async fn a_callback_on_the_last_allowed_attempt_retries_nothing(db: Db) {
     assert_eq!(fake.ledger().len(), 1);
 }
 on_both!(a_callback_on_the_last_allowed_attempt_retries_nothing);
+
+const FALLBACK_FROM: &str = "+15005550010";
+
+/// A worker sending through `primary`, with `fallback` as the second provider.
+fn worker_with_fallback(db: &Db, primary: &FakeTwilio, fallback: &FakeTwilio) -> Worker {
+    let mut config = WorkerConfig::new(Sender::From(FROM.to_owned()), None);
+    config.concurrency = 4;
+    config.fallback = Some(Fallback {
+        provider: Provider::Twilio(client(fallback, Duration::from_millis(400))),
+        sender: Sender::From(FALLBACK_FROM.to_owned()),
+        breaker: Breaker::default(),
+    });
+    Worker::new(
+        db.clone(),
+        key(),
+        Provider::Twilio(client(primary, Duration::from_millis(400))),
+        config,
+    )
+}
+
+async fn a_storm_at_the_primary_sends_through_the_fallback_until_a_probe_finds_it_healthy(db: Db) {
+    save(&db, &open_settings()).await;
+    let primary = FakeTwilio::start().await;
+    let fallback = FakeTwilio::start().await;
+    primary.storm(Some(Storm::Unavailable));
+    let t0 = now_micros();
+    let mut views = submit_many(&db, 0..20, "storm", t0).await;
+    let w = worker_with_fallback(&db, &primary, &fallback);
+
+    // The first sends fail at the primary (in doubt: they stay with it); once its breaker
+    // opens, the rest go to the fallback, from the fallback's own number.
+    let step = w.try_execute_task(t0).await.expect("step");
+    let tried = primary.arrivals().len();
+    assert!((3..=6).contains(&tried), "{tried}");
+    assert_eq!(
+        (step.claimed, step.retry_scheduled, step.sent),
+        (20, tried, 20 - tried)
+    );
+    let carried = fallback.ledger();
+    assert_eq!(carried.len(), 20 - tried);
+    assert!(
+        carried
+            .iter()
+            .all(|c| c.from.as_deref() == Some(FALLBACK_FROM))
+    );
+    let by_fallback = views
+        .iter()
+        .find(|v| v.to == carried[0].to)
+        .expect("a message the fallback carried");
+    let events = outbox::events(&db, by_fallback.id).await.expect("events");
+    let handed = events.last().expect("an event");
+    assert!(
+        handed.detail.contains("the fallback provider"),
+        "the log says which provider carried it: {}",
+        handed.detail
+    );
+
+    // The primary recovers. New messages after its pause: one probes it and finds it healthy,
+    // then it carries the rest; those in doubt are looked up there (not found: a 503 sent
+    // nothing) and sent once.
+    primary.storm(None);
+    let later = t0 + 5 * SECOND;
+    views.extend(submit_many(&db, 20..25, "calm", later).await);
+    let end = drain(&w, later, t0 + 600 * SECOND).await;
+    each_exactly_once(&[&primary, &fallback], &views);
+    assert!(
+        primary.ledger().len() > tried,
+        "the probe and those in doubt"
+    );
+
+    // Healthy again: the primary carries everything new.
+    let carried = fallback.ledger().len();
+    views.extend(submit_many(&db, 25..30, "after", end).await);
+    let step = w.try_execute_task(end).await.expect("step");
+    assert_eq!(step.sent, 5);
+    assert_eq!(
+        fallback.ledger().len(),
+        carried,
+        "traffic is back at the primary"
+    );
+    each_exactly_once(&[&primary, &fallback], &views);
+}
+on_both!(a_storm_at_the_primary_sends_through_the_fallback_until_a_probe_finds_it_healthy);
+
+async fn a_failover_code_sends_the_message_through_the_fallback_at_once(db: Db) {
+    save(&db, &open_settings()).await;
+    let primary = FakeTwilio::start().await;
+    let fallback = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let to = number(1);
+    primary.script(
+        &to,
+        [Script::Error {
+            status: 400,
+            code: 21611,
+        }],
+    );
+    // The fallback acts on it but answers too late: in doubt, and with the fallback.
+    fallback.script(&to, [Script::AcceptLate(Duration::from_secs(1))]);
+    let m = submit(&db, body_to(&to, "queue full", None), t0).await;
+    let w = worker_with_fallback(&db, &primary, &fallback);
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!((step.claimed, step.retry_scheduled), (1, 1));
+    assert_eq!((primary.ledger().len(), fallback.ledger().len()), (0, 1));
+
+    // The lookup asks the fallback, where the attempt went, and finds it: not sent again.
+    let due = view(&db, &m.sid).await.due_at;
+    let step = w.try_execute_task(due).await.expect("step");
+    assert_eq!((step.sent, step.found_in_doubt), (1, 1));
+    assert_eq!((primary.ledger().len(), fallback.ledger().len()), (0, 1));
+    let v = view(&db, &m.sid).await;
+    assert_eq!(
+        v.provider_sid.as_deref(),
+        Some(fallback.ledger()[0].sid.as_str())
+    );
+}
+on_both!(a_failover_code_sends_the_message_through_the_fallback_at_once);
+
+async fn a_crash_mid_attempt_asks_every_provider_before_sending_again(db: Db) {
+    save(&db, &open_settings()).await;
+    let primary = FakeTwilio::start().await;
+    let fallback = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let m = submit(
+        &db,
+        body_to(&number(1), "went out via the fallback", None),
+        t0,
+    )
+    .await;
+    // The process died after claiming it; the attempt had reached the fallback.
+    crashed_mid_attempt(&db, &m.sid, t0).await;
+    create_at(
+        &fallback,
+        &number(1),
+        FALLBACK_FROM,
+        "went out via the fallback",
+    )
+    .await;
+    let w = worker_with_fallback(&db, &primary, &fallback);
+    let step = w.try_execute_task(t0 + 31 * SECOND).await.expect("step");
+    assert_eq!((step.claimed, step.found_in_doubt), (1, 1));
+    assert_eq!((primary.ledger().len(), fallback.ledger().len()), (0, 1));
+}
+on_both!(a_crash_mid_attempt_asks_every_provider_before_sending_again);

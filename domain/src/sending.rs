@@ -31,6 +31,29 @@ pub struct SendingSettings {
     pub prices: Vec<crate::pricing::SegmentPrice>,
     /// How budgets treat emergencies, and where their alerts are posted.
     pub budgets: BudgetSettings,
+    /// When a message goes to the fallback provider (when one is configured).
+    pub failover: Failover,
+}
+
+/// When the fallback provider carries a message. Besides these codes, it carries every message
+/// while the primary is in a storm (429s, 5xx answers, timeouts), until a probe finds the primary
+/// healthy again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Failover {
+    /// Twilio error codes with which the primary refuses a message that the fallback then
+    /// carries at once (the primary sent nothing).
+    pub codes: Vec<u32>,
+}
+
+impl Default for Failover {
+    /// The primary account cannot send at all: authentication failed (20003), the account is not
+    /// active (20005), the sender's queue is full (21611).
+    fn default() -> Self {
+        Failover {
+            codes: vec![20003, 20005, 21611],
+        }
+    }
 }
 
 /// Budgets' settings (the budgets themselves are set on the spend page or with `smsdesk budget`).
@@ -186,6 +209,7 @@ impl Default for SendingSettings {
             data: DataProtection::default(),
             prices: crate::pricing::starting_prices(),
             budgets: BudgetSettings::default(),
+            failover: Failover::default(),
         }
     }
 }

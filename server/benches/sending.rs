@@ -33,19 +33,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-async fn open_limits(db: &backend::db::Db) {
-    let mut s = backend::settings::SendingSettings::default();
-    s.limits.per_second = 1_000_000;
-    s.limits.per_minute = 10_000_000;
-    s.limits.per_hour = 100_000_000;
-    s.limits.per_recipient_per_hour = 1_000_000;
-    s.limits.per_recipient_per_day = 1_000_000;
-    s.pace.long_code = 1_000_000;
-    backend::settings::save_sending(db, &Actor::system(), &s)
-        .await
-        .expect("settings");
-}
-
 fn number(n: usize) -> String {
     format!("+1415555{:04}", 2_000 + n % 8_000)
 }
@@ -62,6 +49,7 @@ fn bench_settings(database: &TestDb) -> Settings {
         admin_email: "admin@bench.test".into(),
         admin_password: Some(SecretString::from("bench admin password")),
         twilio: None,
+        fallback: None,
         account_sid: None,
         auth_token: None,
         phone_number: None,
@@ -207,7 +195,7 @@ async fn intake() {
 async fn dispatch() {
     let database = TestDb::sqlite().await;
     let db = database.db.clone();
-    open_limits(&db).await;
+    backend::testing::open_limits(&db).await;
     let key = backend::crypto::DataKey::new(&[7u8; 32]);
     let s = backend::settings::sending(&db).await.expect("settings");
     let submissions: Vec<backend::intake::Submission> = (0..DISPATCH_MESSAGES)

@@ -46,6 +46,7 @@ fn settings(database: &TestDb, twilio: Option<TwilioSettings>, worker: bool) -> 
         admin_email: "admin@bench.test".into(),
         admin_password: Some(SecretString::from("bench admin password")),
         twilio,
+        fallback: None,
         account_sid: None,
         auth_token: None,
         phone_number: None,

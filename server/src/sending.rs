@@ -16,7 +16,8 @@ use backend::intake::Intake;
 use backend::settings::{Installation, SendingSettings, SettingsStoreError};
 use backend::simulator::Simulator;
 use backend::twilio::{Sender, TwilioClient, TwilioConfig};
-use backend::worker::{Provider, SendGate, Worker, WorkerConfig};
+use backend::worker::breaker::Breaker;
+use backend::worker::{Fallback, Provider, SendGate, Worker, WorkerConfig};
 use domain::signature::AuthToken;
 use secrecy::ExposeSecret;
 use tokio::sync::{Notify, watch};
@@ -47,6 +48,9 @@ pub struct Sending {
     /// What signs status callbacks: Twilio's auth token, or the simulator's token. `None` when
     /// smsdesk talks to Twilio with API key credentials only (callbacks cannot be checked).
     pub webhook_token: Option<AuthToken>,
+    /// The fallback provider's account sid and auth token: its status callbacks are signed with
+    /// that token.
+    pub fallback_webhook: Option<(String, AuthToken)>,
     /// `TWILIO_WEBHOOK_SHARED_KEY`: checks webhooks signed with a SharedKey (HMAC-SHA256).
     pub webhook_shared_key: Option<domain::signature::SharedKey>,
     /// The base URL Twilio calls (`SMSDESK_PUBLIC_URL`, else this server's own address).
@@ -67,6 +71,10 @@ pub struct Sending {
     pub lease: Duration,
     /// When this instance's sends may start (shared by its worker loops).
     gate: SendGate,
+    /// Whether Twilio is in a storm and this instance pauses sending (shared by its loops).
+    breaker: Breaker,
+    /// The second provider, if configured (its breaker shared by this instance's loops).
+    pub fallback: Option<Fallback>,
 }
 
 impl std::fmt::Debug for Sending {
@@ -96,24 +104,7 @@ impl Sending {
         let wake = Arc::new(Notify::new());
         let (provider, default_sender, webhook_token) = match &settings.twilio {
             Some(t) => {
-                let (username, password) = match (&t.api_key, &t.auth_token) {
-                    (Some((id, secret)), _) => (id.clone(), secret.clone()),
-                    (None, Some(token)) => (t.account_sid.clone(), token.clone()),
-                    (None, None) => anyhow::bail!("Twilio credentials are incomplete"),
-                };
-                let client = TwilioClient::new(TwilioConfig {
-                    base_url: t.api_base_url.clone(),
-                    account_sid: t.account_sid.clone(),
-                    username,
-                    password,
-                    timeout: settings.send_timeout,
-                })
-                .context("building the Twilio client")?;
-                let sender = match (&t.phone_number, &t.messaging_service_sid) {
-                    (_, Some(mg)) => Sender::MessagingService(mg.clone()),
-                    (Some(from), None) => Sender::From(from.clone()),
-                    (None, None) => anyhow::bail!("TWILIO_PHONE_NUMBER is missing"),
-                };
+                let (client, sender) = twilio_client(t, settings.send_timeout)?;
                 let token = t
                     .auth_token
                     .as_ref()
@@ -152,8 +143,32 @@ impl Sending {
                 )
             }
         };
+        let (fallback, fallback_webhook) = match &settings.fallback {
+            Some(f) => {
+                let (client, sender) = twilio_client(f, settings.send_timeout)
+                    .context("building the fallback provider's client")?;
+                let token = f
+                    .auth_token
+                    .as_ref()
+                    .and_then(|tok| AuthToken::new(tok.expose_secret().to_owned()).ok())
+                    .map(|tok| (f.account_sid.clone(), tok));
+                tracing::info!(
+                    base_url = %f.api_base_url,
+                    "a fallback provider carries messages while Twilio is in a storm"
+                );
+                let fallback = Fallback {
+                    provider: Provider::Twilio(client),
+                    sender,
+                    breaker: Breaker::default(),
+                };
+                (Some(fallback), token)
+            }
+            None => (None, None),
+        };
         let intake = Intake::new(db.clone(), key.clone(), wake.clone());
         Ok(Sending {
+            fallback,
+            fallback_webhook,
             verifier: backend::verify::Verifier::new(db.clone(), key.clone(), intake.clone()),
             intake,
             db: db.clone(),
@@ -174,6 +189,7 @@ impl Sending {
             // (an in-doubt lookup, the send) at the timeout: past that, nothing is under way.
             lease: START_WINDOW + settings.send_timeout * 2 + Duration::from_secs(5),
             gate: SendGate::default(),
+            breaker: Breaker::default(),
         })
     }
 
@@ -213,6 +229,8 @@ impl Sending {
         config.lease = self.lease;
         config.start_window = START_WINDOW;
         config.gate = self.gate.clone();
+        config.breaker = self.breaker.clone();
+        config.fallback = self.fallback.clone();
         Worker::new(
             self.db.clone(),
             self.key.clone(),
@@ -251,6 +269,7 @@ impl Sending {
         tasks.push(tokio::spawn(fetch_late_prices(
             self.db.clone(),
             self.provider.clone(),
+            self.fallback.as_ref().map(|f| f.provider.clone()),
             stop.clone(),
         )));
         tasks.push(tokio::spawn(post_budget_alerts(
@@ -261,6 +280,32 @@ impl Sending {
         tasks.push(tokio::spawn(forget_idempotency_keys(self.db.clone(), stop)));
         tasks
     }
+}
+
+/// A client for a Twilio account (or an API with its shape) and the sender there.
+fn twilio_client(
+    t: &crate::settings::TwilioSettings,
+    timeout: Duration,
+) -> anyhow::Result<(TwilioClient, Sender)> {
+    let (username, password) = match (&t.api_key, &t.auth_token) {
+        (Some((id, secret)), _) => (id.clone(), secret.clone()),
+        (None, Some(token)) => (t.account_sid.clone(), token.clone()),
+        (None, None) => anyhow::bail!("Twilio credentials are incomplete"),
+    };
+    let client = TwilioClient::new(TwilioConfig {
+        base_url: t.api_base_url.clone(),
+        account_sid: t.account_sid.clone(),
+        username,
+        password,
+        timeout,
+    })
+    .context("building the Twilio client")?;
+    let sender = match (&t.phone_number, &t.messaging_service_sid) {
+        (_, Some(mg)) => Sender::MessagingService(mg.clone()),
+        (Some(from), None) => Sender::From(from.clone()),
+        (None, None) => anyhow::bail!("TWILIO_PHONE_NUMBER is missing"),
+    };
+    Ok((client, sender))
 }
 
 /// Bodies past the retention period in Settings are removed: every instance asks each minute
@@ -353,14 +398,19 @@ async fn fold_totals(db: Db, mut stop: watch::Receiver<bool>) {
 
 /// Prices Twilio reports late are asked for every minute, by one instance
 /// (`backend::late_prices`).
-async fn fetch_late_prices(db: Db, provider: Provider, mut stop: watch::Receiver<bool>) {
+async fn fetch_late_prices(
+    db: Db,
+    provider: Provider,
+    fallback: Option<Provider>,
+    mut stop: watch::Receiver<bool>,
+) {
     let minute = Duration::from_secs(60);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = backend::late_prices::run(&db, &provider, now_micros()).await {
+                if let Err(e) = backend::late_prices::run(&db, &provider, fallback.as_ref(), now_micros()).await {
                     tracing::warn!(error = %e, "could not ask for late prices; trying again in a minute");
                 }
             }

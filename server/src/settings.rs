@@ -72,6 +72,27 @@ pub struct ServeArgs {
         default_value = "https://api.twilio.com"
     )]
     pub twilio_api_base_url: String,
+    /// A fallback provider's account sid (`AC` + 32 hex): a second Twilio account or subaccount,
+    /// or any API with Twilio's Messages shape at `SMSDESK_FALLBACK_API_BASE_URL`. It carries
+    /// messages while Twilio is in a storm and those refused with a failover code (Settings).
+    #[arg(long, env = "SMSDESK_FALLBACK_ACCOUNT_SID")]
+    pub fallback_account_sid: Option<String>,
+    /// The fallback's auth token (authenticates to it, and checks its status callbacks).
+    #[arg(long, env = "SMSDESK_FALLBACK_AUTH_TOKEN", hide_env_values = true)]
+    pub fallback_auth_token: Option<String>,
+    /// The sender number on the fallback's account (E.164).
+    #[arg(long, env = "SMSDESK_FALLBACK_PHONE_NUMBER")]
+    pub fallback_phone_number: Option<String>,
+    /// A Messaging Service on the fallback's account, used instead of a sender number when set.
+    #[arg(long, env = "SMSDESK_FALLBACK_MESSAGING_SERVICE_SID")]
+    pub fallback_messaging_service_sid: Option<String>,
+    /// The fallback's API base URL.
+    #[arg(
+        long,
+        env = "SMSDESK_FALLBACK_API_BASE_URL",
+        default_value = "https://api.twilio.com"
+    )]
+    pub fallback_api_base_url: String,
     /// Send through the built-in simulator even when Twilio credentials are set.
     #[arg(long, env = "SMSDESK_SIMULATOR", default_value_t = false)]
     pub simulator: bool,
@@ -154,6 +175,8 @@ pub struct Settings {
     pub admin_password: Option<SecretString>,
     /// `None` when sending through the simulator.
     pub twilio: Option<TwilioSettings>,
+    /// The fallback provider, if one is configured (only beside a real Twilio account).
+    pub fallback: Option<TwilioSettings>,
     /// `TWILIO_ACCOUNT_SID` when set (also when simulating): the Twilio-compatible endpoint's.
     pub account_sid: Option<String>,
     /// `TWILIO_AUTH_TOKEN` when set: what the simulator signs with (and Twilio does).
@@ -388,6 +411,7 @@ impl ServeArgs {
             }
             _ => None,
         };
+        let fallback = self.fallback(twilio.is_some())?;
         Ok(Settings {
             database_url: self.database_url,
             listen,
@@ -398,6 +422,7 @@ impl ServeArgs {
             admin_email: self.admin_email,
             admin_password: self.admin_password.map(SecretString::from),
             twilio,
+            fallback,
             account_sid: self.twilio_account_sid,
             auth_token: self.twilio_auth_token.map(SecretString::from),
             webhook_shared_key: self.twilio_webhook_shared_key.map(SecretString::from),
@@ -409,6 +434,57 @@ impl ServeArgs {
             metrics_token: self.metrics_token.map(SecretString::from),
             alert_webhook_secret: self.alert_webhook_secret.map(SecretString::from),
         })
+    }
+
+    /// The fallback provider's settings, if `SMSDESK_FALLBACK_ACCOUNT_SID` is set; `primary`:
+    /// whether smsdesk sends through a real Twilio account (a fallback needs one).
+    fn fallback(&self, primary: bool) -> Result<Option<TwilioSettings>, SettingError> {
+        let Some(sid) = &self.fallback_account_sid else {
+            return Ok(None);
+        };
+        if !primary {
+            return Err(bad(
+                "SMSDESK_FALLBACK_ACCOUNT_SID",
+                "is set while smsdesk sends through its simulator: a fallback stands in for a Twilio account (set TWILIO_ACCOUNT_SID), or unset it",
+                "AC followed by 32 hex digits",
+            ));
+        }
+        check_sid(
+            "SMSDESK_FALLBACK_ACCOUNT_SID",
+            sid,
+            "AC",
+            "AC followed by 32 hex digits",
+        )?;
+        if let Some(mg) = &self.fallback_messaging_service_sid {
+            check_sid(
+                "SMSDESK_FALLBACK_MESSAGING_SERVICE_SID",
+                mg,
+                "MG",
+                "MG followed by 32 hex digits",
+            )?;
+        }
+        let Some(token) = &self.fallback_auth_token else {
+            return Err(bad(
+                "SMSDESK_FALLBACK_AUTH_TOKEN",
+                "is missing while SMSDESK_FALLBACK_ACCOUNT_SID is set",
+                "the fallback account's auth token",
+            ));
+        };
+        if self.fallback_phone_number.is_none() && self.fallback_messaging_service_sid.is_none() {
+            return Err(bad(
+                "SMSDESK_FALLBACK_PHONE_NUMBER",
+                "is missing: the fallback needs a sender number on its account or SMSDESK_FALLBACK_MESSAGING_SERVICE_SID",
+                "+15005550006",
+            ));
+        }
+        Ok(Some(TwilioSettings {
+            account_sid: sid.clone(),
+            auth_token: Some(SecretString::from(token.clone())),
+            phone_number: self.fallback_phone_number.clone(),
+            messaging_service_sid: self.fallback_messaging_service_sid.clone(),
+            api_key: None,
+            api_base_url: self.fallback_api_base_url.trim_end_matches('/').to_owned(),
+        }))
     }
 }
 
@@ -503,6 +579,55 @@ mod tests {
         .check()
         .unwrap_err();
         assert_eq!(e.name, "TWILIO_AUTH_TOKEN");
+    }
+
+    #[test]
+    fn a_fallback_provider_needs_a_real_primary_its_token_and_a_sender() {
+        let primary = [
+            "--twilio-account-sid",
+            "AC0123456789abcdef0123456789abcdef",
+            "--twilio-auth-token",
+            "t0ken",
+            "--twilio-phone-number",
+            "+15005550006",
+        ];
+        let fallback = [
+            "--fallback-account-sid",
+            "ACfedcba9876543210fedcba9876543210",
+            "--fallback-auth-token",
+            "other",
+            "--fallback-phone-number",
+            "+15005550010",
+            "--fallback-api-base-url",
+            "https://sms.other.example/",
+        ];
+        let both: Vec<&str> = primary.iter().chain(&fallback).copied().collect();
+        let f = args(&both).check().unwrap().fallback.expect("configured");
+        assert_eq!(f.api_base_url, "https://sms.other.example");
+        assert_eq!(f.phone_number.as_deref(), Some("+15005550010"));
+        assert_eq!(
+            args(&fallback).check().unwrap_err().name,
+            "SMSDESK_FALLBACK_ACCOUNT_SID",
+            "no fallback for the simulator"
+        );
+        let no_token: Vec<&str> = both
+            .iter()
+            .copied()
+            .filter(|a| !a.starts_with("--fallback-auth") && *a != "other")
+            .collect();
+        assert_eq!(
+            args(&no_token).check().unwrap_err().name,
+            "SMSDESK_FALLBACK_AUTH_TOKEN"
+        );
+        let no_sender: Vec<&str> = both
+            .iter()
+            .copied()
+            .filter(|a| !a.starts_with("--fallback-phone") && *a != "+15005550010")
+            .collect();
+        assert_eq!(
+            args(&no_sender).check().unwrap_err().name,
+            "SMSDESK_FALLBACK_PHONE_NUMBER"
+        );
     }
 
     #[test]

@@ -98,7 +98,16 @@ fn signed_params(
         .map(|v| v.to_str().unwrap_or("?"));
     let checked = match domain::signature::signed_with(settings) {
         SignedWith::AuthToken => {
-            let Some(token) = &sending.webhook_token else {
+            // The fallback provider's callbacks name its account and are signed with its token.
+            let account = params
+                .iter()
+                .find(|(k, _)| k == "AccountSid")
+                .map(|(_, v)| v.as_str());
+            let token = match &sending.fallback_webhook {
+                Some((sid, token)) if Some(sid.as_str()) == account => Some(token),
+                _ => sending.webhook_token.as_ref(),
+            };
+            let Some(token) = token else {
                 tracing::warn!("{what} refused: no TWILIO_AUTH_TOKEN to verify it with");
                 return Err(StatusCode::FORBIDDEN);
             };

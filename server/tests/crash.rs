@@ -8,48 +8,25 @@
 //! started again: every message exactly once, and the global limit kept as Twilio counts it, by
 //! the fake's arrival times.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use backend::audit::Actor;
 use backend::db::Db;
 use backend::testing::fake_twilio::FakeTwilio;
-use base64::Engine;
+use backend::testing::instance::free_port;
 use serde_json::json;
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const MESSAGES: usize = 2_000;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
 fn start(database_url: &str, fake: &str, port: u16, timeout_seconds: u32) -> Child {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    Command::new(env!("CARGO_BIN_EXE_smsdesk"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LEPTOS_OUTPUT_NAME", "smsdesk")
-        .env("DATABASE_URL", database_url)
-        .env("SMSDESK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SMSDESK_DATA_KEY", b64.encode([3u8; 32]))
-        .env("SMSDESK_SESSION_SECRET", b64.encode([4u8; 64]))
-        .env("SMSDESK_ADMIN_PASSWORD", "crash test admin password")
-        .env("TWILIO_ACCOUNT_SID", ACCOUNT)
-        .env("TWILIO_AUTH_TOKEN", "crash-test-token")
-        .env("TWILIO_PHONE_NUMBER", "+15005550006")
-        .env("TWILIO_API_BASE_URL", fake)
-        .env("SMSDESK_SEND_TIMEOUT_SECONDS", timeout_seconds.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("smsdesk starts")
+    backend::testing::instance::start(
+        env!("CARGO_BIN_EXE_smsdesk"),
+        database_url,
+        fake,
+        port,
+        timeout_seconds,
+    )
 }
 
 /// Waits (polling, with a deadline) until `done` says so.
@@ -308,10 +285,14 @@ async fn sigterm_lets_the_send_in_flight_finish_and_record_it() {
         .await
         .expect("joined");
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
-    let m = backend::outbox::find(&db, &backend::crypto::DataKey::new(&[3u8; 32]), &id)
-        .await
-        .expect("db")
-        .expect("message");
+    let m = backend::outbox::find(
+        &db,
+        &backend::crypto::DataKey::new(&backend::testing::instance::DATA_KEY),
+        &id,
+    )
+    .await
+    .expect("db")
+    .expect("message");
     assert_eq!(
         m.state,
         backend::outbox::MessageState::Done,

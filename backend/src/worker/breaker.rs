@@ -49,6 +49,8 @@ pub struct State {
     pub pauses: u32,
     /// No send starts before this (µs).
     pub paused_until: i64,
+    /// A probe is under way: no other send goes to this provider until it reports.
+    pub probing: bool,
 }
 
 /// What the breaker allows at a moment.
@@ -74,6 +76,19 @@ impl State {
         }
     }
 
+    /// Whether one more send may go to this provider at `at`: always while it is healthy, once
+    /// (the probe) after a pause, never during one.
+    pub fn take(&mut self, at: i64) -> bool {
+        match self.allowed(at) {
+            Allowed::Batch => true,
+            Allowed::Probe if !self.probing => {
+                self.probing = true;
+                true
+            }
+            Allowed::Probe | Allowed::PausedUntil(_) => false,
+        }
+    }
+
     /// Takes in what a send that ended at `at` learnt. Answers whether this signal paused
     /// sending (for a log line), and until when.
     ///
@@ -81,6 +96,7 @@ impl State {
     /// the pause (the probe after it decides) and its failure does not lengthen it, except that
     /// a longer `Retry-After` is obeyed.
     pub fn observe(&mut self, signal: Signal, at: i64) -> Option<i64> {
+        self.probing = false;
         let in_pause = at < self.paused_until;
         let until = match signal {
             Signal::Answered if in_pause => return None,
@@ -132,6 +148,11 @@ pub struct Breaker(Arc<Mutex<State>>);
 impl Breaker {
     pub fn allowed(&self, at: i64) -> Allowed {
         self.state().allowed(at)
+    }
+
+    /// See [`State::take`].
+    pub fn take(&self, at: i64) -> bool {
+        self.state().take(at)
     }
 
     pub fn observe(&self, signal: Signal, at: i64) {
@@ -188,6 +209,23 @@ mod tests {
         s.observe(Signal::Answered, T + 5 * SECOND);
         assert_eq!(s.allowed(T + 5 * SECOND), Allowed::Batch);
         assert_eq!(s, State::default());
+    }
+
+    #[test]
+    fn after_a_pause_one_send_probes_and_the_others_wait_for_its_answer() {
+        let mut s = State::default();
+        assert!(s.take(T) && s.take(T), "healthy: every send goes");
+        s.observe(
+            Signal::RateLimited {
+                retry_after: Some(2),
+            },
+            T,
+        );
+        assert!(!s.take(T + SECOND), "paused");
+        assert!(s.take(T + 2 * SECOND), "the probe");
+        assert!(!s.take(T + 2 * SECOND), "one probe at a time");
+        s.observe(Signal::Answered, T + 3 * SECOND);
+        assert!(s.take(T + 3 * SECOND) && s.take(T + 3 * SECOND));
     }
 
     #[test]

@@ -127,7 +127,8 @@ async fn lock_and_count(
 async fn select_due(tx: &mut Tx, now: i64, batch_size: usize) -> Result<Vec<Claimed>, DbError> {
     let mut due = on_tx!(tx, |conn| sqlx::query_as::<_, Claimed>(
         "SELECT id, to_encrypted, to_hash, sender, body, segments, priority, smart_encoded,
-                 validity_until, state, in_doubt, attempts, attempt_started_at, due_at
+                 validity_until, state, in_doubt, attempts, attempt_started_at, due_at,
+                 attempt_provider
              FROM messages WHERE state = 'sending' AND lease_until < $1
              ORDER BY priority, id LIMIT $2"
     )
@@ -139,7 +140,8 @@ async fn select_due(tx: &mut Tx, now: i64, batch_size: usize) -> Result<Vec<Clai
     if more > 0 {
         due.extend(on_tx!(tx, |conn| sqlx::query_as::<_, Claimed>(
             "SELECT id, to_encrypted, to_hash, sender, body, segments, priority, smart_encoded,
-                     validity_until, state, in_doubt, attempts, attempt_started_at, due_at
+                     validity_until, state, in_doubt, attempts, attempt_started_at, due_at,
+                     attempt_provider
                  FROM messages WHERE state = 'waiting' AND due_at <= $1
                  ORDER BY priority, id LIMIT $2"
         )
@@ -221,7 +223,7 @@ async fn lease(
              in_doubt = (in_doubt OR state = 'sending'),
              attempt_started_at = CASE WHEN in_doubt OR state = 'sending'
                  THEN attempt_started_at ELSE $2 END,
-             dispatched_at = $2, updated_at = $2",
+             dispatched_at = $2, updated_at = $2, attempt_provider = NULL",
         (lease_until, now),
         &admitted.claimed,
     )

@@ -1,49 +1,49 @@
-//! Step 2, one send: the in-doubt lookup first when the last attempt's outcome is unknown, then
-//! the create request. No transaction is open meanwhile.
+//! Step 2, one send: the in-doubt lookup first when the last attempt's outcome is unknown (at the
+//! provider that attempt went to, or at every provider when a crash left that unknown), then the
+//! create request at the provider the breakers allow: the primary while it is healthy, else the
+//! fallback; and at the fallback when the primary refuses with one of the failover codes. No
+//! transaction is open meanwhile.
 
 use chrono::DateTime;
 
-use super::{Claimed, MINUTE, Outcome, SECOND, Worker};
+use super::breaker::Breaker;
+use super::{Carrier, Claimed, MINUTE, Outcome, SECOND, Worker};
 use crate::settings::SendingSettings;
-use crate::twilio::NewMessage;
+use crate::twilio::{self, NewMessage, Sender, TwilioError};
 
 impl Worker {
     /// Sends `c` as claimed at `now`: the validity period Twilio gets counts from `now`.
+    /// `clock` is the step's clock (`now` moved on by the time elapsed), which the breakers read.
     pub(super) async fn dispatch(
         &self,
         c: &Claimed,
         now: i64,
         settings: &SendingSettings,
-    ) -> Outcome {
+        clock: &(dyn Fn() -> i64 + Sync),
+    ) -> (Outcome, Option<Carrier>) {
+        let recorded = c.recorded_carrier();
         let Ok(to) = self.key.decrypt(&c.to_encrypted) else {
-            return Outcome::Undecryptable;
+            return (Outcome::Undecryptable, recorded);
         };
         let in_doubt = c.in_doubt || c.state == "sending";
         if in_doubt {
-            let started = c.attempt_started_at.unwrap_or(now);
-            let day = DateTime::from_timestamp_micros(started)
-                .unwrap_or_default()
-                .date_naive();
-            match self.provider.list_to(&to, day).await {
-                Ok(found) => {
-                    // Created for this message: same body, not before the attempt (a minute of
-                    // clock difference allowed).
-                    let earliest = started - MINUTE;
-                    if let Some(m) = found.into_iter().find(|m| {
-                        m.body == c.body
-                            && m.date_created
-                                .is_none_or(|d| d.timestamp_micros() >= earliest)
-                    }) {
-                        return Outcome::FoundSent(m);
-                    }
+            let asked: Vec<Carrier> = match recorded {
+                Some(carrier) => vec![carrier],
+                None => self.carriers(),
+            };
+            for carrier in asked {
+                match self.look_up(c, &to, now, carrier, clock).await {
+                    Ok(Some(m)) => return (Outcome::FoundSent(m), Some(carrier)),
+                    Ok(None) => {}
+                    // Still unknown: the attempt stays with the provider it was with.
+                    Err(e) => return (Outcome::Unknown(e), recorded),
                 }
-                Err(e) => return Outcome::Unknown(e),
             }
         }
         let validity_period = c.validity_until.map(|until| {
             u32::try_from(((until - now) / SECOND).clamp(1, 36_000)).unwrap_or(36_000)
         });
-        let message = NewMessage {
+        let mut message = NewMessage {
             to,
             sender: self.sender_of(c),
             body: c.body.clone(),
@@ -52,10 +52,132 @@ impl Worker {
             smart_encoded: c.smart_encoded.then_some(true),
             attempt: u32::try_from(c.attempts + 1).ok(),
         };
-        match self.provider.create(&message, now, settings).await {
-            Ok(m) => Outcome::Sent(m),
-            Err(e) if e.in_doubt() => Outcome::Unknown(e),
-            Err(e) => Outcome::Refused(e),
+        let primary = self.config.breaker.take(clock());
+        let carrier = if primary {
+            Carrier::Primary
+        } else if self.fallback_takes(clock()) {
+            Carrier::Fallback
+        } else {
+            // Every provider is paused (or probing): back to the outbox, untried.
+            return (Outcome::NotStarted, recorded);
+        };
+        let result = self
+            .create(carrier, &mut message, now, settings, clock)
+            .await;
+        match result {
+            Err(TwilioError::Api {
+                code: Some(code), ..
+            }) if carrier == Carrier::Primary
+                && settings.failover.codes.contains(&code)
+                && self.fallback_takes(clock()) =>
+            {
+                // Refused by the primary: nothing went out, the fallback may carry it.
+                tracing::info!(
+                    code,
+                    "the primary refused a message with a failover code; it goes to the fallback provider"
+                );
+                let result = self
+                    .create(Carrier::Fallback, &mut message, now, settings, clock)
+                    .await;
+                (outcome_of(result), Some(Carrier::Fallback))
+            }
+            result => (outcome_of(result), Some(carrier)),
         }
+    }
+
+    /// The providers configured, primary first.
+    fn carriers(&self) -> Vec<Carrier> {
+        match self.config.fallback {
+            Some(_) => vec![Carrier::Primary, Carrier::Fallback],
+            None => vec![Carrier::Primary],
+        }
+    }
+
+    fn breaker(&self, carrier: Carrier) -> &Breaker {
+        match (carrier, &self.config.fallback) {
+            (Carrier::Fallback, Some(f)) => &f.breaker,
+            _ => &self.config.breaker,
+        }
+    }
+
+    fn fallback_takes(&self, at: i64) -> bool {
+        self.config
+            .fallback
+            .as_ref()
+            .is_some_and(|f| f.breaker.take(at))
+    }
+
+    /// Whether Twilio's Message list at `carrier` shows `c` (same body, not before the attempt,
+    /// a minute of clock difference allowed).
+    async fn look_up(
+        &self,
+        c: &Claimed,
+        to: &str,
+        now: i64,
+        carrier: Carrier,
+        clock: &(dyn Fn() -> i64 + Sync),
+    ) -> Result<Option<twilio::Message>, TwilioError> {
+        let started = c.attempt_started_at.unwrap_or(now);
+        let day = DateTime::from_timestamp_micros(started)
+            .unwrap_or_default()
+            .date_naive();
+        let provider = match (carrier, &self.config.fallback) {
+            (Carrier::Fallback, Some(f)) => &f.provider,
+            _ => &self.provider,
+        };
+        let found = provider.list_to(to, day).await;
+        self.breaker(carrier).observe(
+            found
+                .as_ref()
+                .map_or_else(TwilioError::signal, |_| super::breaker::Signal::Answered),
+            clock(),
+        );
+        let earliest = started - MINUTE;
+        Ok(found?.into_iter().find(|m| {
+            m.body == c.body
+                && m.date_created
+                    .is_none_or(|d| d.timestamp_micros() >= earliest)
+        }))
+    }
+
+    /// The create request at `carrier` (with the fallback's own sender there).
+    async fn create(
+        &self,
+        carrier: Carrier,
+        message: &mut NewMessage,
+        now: i64,
+        settings: &SendingSettings,
+        clock: &(dyn Fn() -> i64 + Sync),
+    ) -> Result<twilio::Message, TwilioError> {
+        let provider = match (carrier, &self.config.fallback) {
+            (Carrier::Fallback, Some(f)) => {
+                message.sender = f.sender.clone();
+                &f.provider
+            }
+            _ => &self.provider,
+        };
+        let result = provider.create(message, now, settings).await;
+        let signal = match &result {
+            Ok(_) => super::breaker::Signal::Answered,
+            Err(e) => e.signal(),
+        };
+        self.breaker(carrier).observe(signal, clock());
+        result
+    }
+
+    /// The sender a message names, else this instance's default.
+    pub(super) fn sender_of(&self, claimed: &Claimed) -> Sender {
+        match &claimed.sender {
+            Some(s) => Sender::From(s.clone()),
+            None => self.config.default_sender.clone(),
+        }
+    }
+}
+
+fn outcome_of(result: Result<twilio::Message, TwilioError>) -> Outcome {
+    match result {
+        Ok(m) => Outcome::Sent(m),
+        Err(e) if e.in_doubt() => Outcome::Unknown(e),
+        Err(e) => Outcome::Refused(e),
     }
 }

@@ -38,7 +38,7 @@ use domain::admission;
 use futures::StreamExt;
 use tracing::Instrument;
 
-use self::breaker::{Allowed, Breaker, Signal};
+use self::breaker::{Allowed, Breaker};
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
 use crate::on_tx;
@@ -108,6 +108,43 @@ impl Provider {
     }
 }
 
+/// Which provider carried an attempt (or is asked about it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    Primary,
+    Fallback,
+}
+
+impl Carrier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carrier::Primary => "primary",
+            Carrier::Fallback => "fallback",
+        }
+    }
+
+    /// A stored name; `None` for one this code does not know (then every provider is asked).
+    pub fn parse(s: &str) -> Option<Carrier> {
+        match s {
+            "primary" => Some(Carrier::Primary),
+            "fallback" => Some(Carrier::Fallback),
+            _ => None,
+        }
+    }
+}
+
+/// A second provider (another Twilio account or any API with Twilio's Messages shape): used
+/// while the primary is in a storm (its breaker paused), and for messages the primary refuses
+/// with one of the failover codes in the settings.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    pub provider: Provider,
+    /// The sender on the fallback's account.
+    pub sender: Sender,
+    /// The fallback's own health.
+    pub breaker: Breaker,
+}
+
 /// How the worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -132,6 +169,8 @@ pub struct WorkerConfig {
     /// Whether Twilio is in a storm (429s, 5xx, timeouts) and sending pauses; shared by all
     /// this instance's worker loops.
     pub breaker: Breaker,
+    /// The second provider, if one is configured.
+    pub fallback: Option<Fallback>,
 }
 
 /// The global limits kept by when sends actually start (the claim counts them when messages are
@@ -171,6 +210,7 @@ impl WorkerConfig {
             default_sender,
             gate: SendGate::default(),
             breaker: Breaker::default(),
+            fallback: None,
         }
     }
 }
@@ -230,6 +270,8 @@ struct Claimed {
     attempts: i64,
     attempt_started_at: Option<i64>,
     due_at: i64,
+    /// Where the last attempt went, as recorded (`Carrier`), if known.
+    attempt_provider: Option<String>,
 }
 
 /// What became of one claimed message.
@@ -243,14 +285,14 @@ enum Outcome {
     NotStarted,
 }
 
-impl Outcome {
-    /// What it tells about Twilio's health, if Twilio was asked.
-    fn signal(&self) -> Option<Signal> {
-        match self {
-            Outcome::Sent(_) | Outcome::FoundSent(_) => Some(Signal::Answered),
-            Outcome::Refused(e) | Outcome::Unknown(e) => Some(e.signal()),
-            Outcome::Undecryptable | Outcome::NotStarted => None,
-        }
+/// A claimed message, what became of it, and the provider its attempt is with (for a message
+/// in doubt: the one to ask; `None`: unknown, ask every one).
+type Sent = (Claimed, Outcome, Option<Carrier>);
+
+impl Claimed {
+    /// Where the last attempt went, as recorded.
+    fn recorded_carrier(&self) -> Option<Carrier> {
+        self.attempt_provider.as_deref().and_then(Carrier::parse)
     }
 }
 
@@ -284,14 +326,23 @@ impl Worker {
     pub async fn try_execute_task(&self, now: i64) -> Result<Step, WorkerError> {
         let settings = settings::sending(&self.db).await?;
         let mut step = Step::default();
-        let limit = match self.config.breaker.allowed(now) {
-            Allowed::PausedUntil(until) => {
+        let fallback = self
+            .config
+            .fallback
+            .as_ref()
+            .map(|f| f.breaker.allowed(now));
+        let limit = match (self.config.breaker.allowed(now), fallback) {
+            (Allowed::Batch, _) | (_, Some(Allowed::Batch)) => self.config.batch_size,
+            (Allowed::Probe, _) | (_, Some(Allowed::Probe)) => 1,
+            (Allowed::PausedUntil(a), other) => {
+                let until = match other {
+                    Some(Allowed::PausedUntil(b)) => a.min(b),
+                    _ => a,
+                };
                 step.paused_until = Some(until);
                 step.next_due = Some(until);
                 return Ok(step);
             }
-            Allowed::Probe => 1,
-            Allowed::Batch => self.config.batch_size,
         };
         let claimed = self
             .claim(now, limit, &settings, &mut step)
@@ -306,46 +357,34 @@ impl Worker {
         let clock = move || now + i64::try_from(claimed_at.elapsed().as_micros()).unwrap_or(0);
         let deadline = now + i64::try_from(self.config.start_window.as_micros()).unwrap_or(HOUR);
         let settings_ref = &settings;
-        let outcomes: Vec<(Claimed, Outcome)> = futures::stream::iter(claimed)
+        let clock = &clock;
+        let outcomes: Vec<Sent> = futures::stream::iter(claimed)
             .map(|c| async move {
                 // Started only when a lane is free and the limits allow it, by the start
                 // window's end: too late, and it goes back untried.
                 let Some(start) = self.config.gate.reserve(clock(), deadline, settings_ref) else {
-                    return (c, Outcome::NotStarted);
+                    let carrier = c.recorded_carrier();
+                    return (c, Outcome::NotStarted, carrier);
                 };
                 let wait = start - clock();
                 if wait > 0 {
                     tokio::time::sleep(Duration::from_micros(wait.unsigned_abs())).await;
                 }
-                // Twilio went into a storm while this one waited: back to the outbox, untried.
-                if let Allowed::PausedUntil(_) = self.config.breaker.allowed(clock()) {
-                    return (c, Outcome::NotStarted);
-                }
                 telemetry::limit_wait((start - c.due_at) as f64 / SECOND as f64);
                 // Measured, not decided on: the latency metric.
                 let started = std::time::Instant::now();
-                let outcome = self
-                    .dispatch(&c, now, settings_ref)
+                let (outcome, carrier) = self
+                    .dispatch(&c, now, settings_ref, clock)
                     .instrument(tracing::info_span!("send", message_id = c.id))
                     .await;
                 telemetry::dispatch_latency(started.elapsed().as_secs_f64());
-                if let Some(signal) = outcome.signal() {
-                    self.config.breaker.observe(signal, clock());
-                }
-                (c, outcome)
+                (c, outcome, carrier)
             })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
         self.record(outcomes, now, &settings, &mut step).await?;
         Ok(step)
-    }
-
-    fn sender_of(&self, claimed: &Claimed) -> Sender {
-        match &claimed.sender {
-            Some(s) => Sender::From(s.clone()),
-            None => self.config.default_sender.clone(),
-        }
     }
 
     fn sender_key(sender: &Sender) -> &str {

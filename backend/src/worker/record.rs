@@ -10,8 +10,8 @@ use rand::Rng;
 use tracing::Instrument;
 
 use super::{
-    Claimed, NewEvent, Outcome, PARAMS, Step, Worker, WorkerError, event, numbered, tuples,
-    update_ids,
+    Carrier, Claimed, NewEvent, Outcome, PARAMS, Sent, Step, Worker, WorkerError, event, numbered,
+    tuples, update_ids,
 };
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
@@ -24,29 +24,35 @@ impl Worker {
     /// Records every outcome of a step claimed at `now`.
     pub(super) async fn record(
         &self,
-        outcomes: Vec<(Claimed, Outcome)>,
+        outcomes: Vec<Sent>,
         now: i64,
         settings: &SendingSettings,
         step: &mut Step,
     ) -> Result<(), WorkerError> {
         let mut tx = self.db.begin().await?;
-        let mut sent: Vec<(i64, twilio::Message, bool)> = Vec::new();
+        let mut sent: Vec<Handed> = Vec::new();
+        // Where each attempt now is, for the next in-doubt lookup (the claim cleared it).
+        let mut carriers: Vec<(i64, Carrier)> = Vec::new();
         // Not started (an earlier attempt in doubt stays so: the claim marked it).
         let mut untried: Vec<i64> = Vec::new();
         // Refused for Twilio's rate (429): back in the outbox once the breaker's pause ends, the
         // attempt not counted (Twilio refused the request, not the message).
         let mut throttled: Vec<i64> = Vec::new();
-        for (c, outcome) in outcomes {
+        for (c, outcome, carrier) in outcomes {
             let attempt = c.attempts + 1;
+            if let Some(carrier) = carrier {
+                carriers.push((c.id, carrier));
+            }
+            let by = carrier.unwrap_or(Carrier::Primary);
             match outcome {
                 Outcome::Sent(m) => {
                     telemetry::dispatched("sent", None);
-                    sent.push((c.id, m, false));
+                    sent.push((c.id, m, false, by));
                     step.sent += 1;
                 }
                 Outcome::FoundSent(m) => {
                     telemetry::dispatched("found_sent", None);
-                    sent.push((c.id, m, true));
+                    sent.push((c.id, m, true, by));
                     step.sent += 1;
                     step.found_in_doubt += 1;
                 }
@@ -93,6 +99,26 @@ impl Worker {
             }
         }
         record_sent(&mut tx, &sent, now).await?;
+        for carrier in [Carrier::Primary, Carrier::Fallback] {
+            let ids: Vec<i64> = carriers
+                .iter()
+                .filter(|(_, k)| *k == carrier)
+                .map(|(id, _)| *id)
+                .collect();
+            for chunk in ids.chunks(PARAMS) {
+                let sql = format!(
+                    "UPDATE messages SET attempt_provider = $1 WHERE id IN ({})",
+                    numbered(2, chunk.len())
+                );
+                on_tx!(&mut tx, |conn| {
+                    let mut q = sqlx::query(&sql).bind(carrier.as_str());
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    q.execute(conn).await?.rows_affected()
+                });
+            }
+        }
         // Due again at once (throttled ones after the pause), the attempt not counted, its
         // dispatch no longer logged (the sender's pace keeps it: a second's worth, on the safe
         // side).
@@ -163,13 +189,13 @@ impl Worker {
     }
 }
 
+/// A message a provider accepted (or that was found already sent): its id, the provider's
+/// message, whether it was found while in doubt, and the provider.
+type Handed = (i64, twilio::Message, bool, Carrier);
+
 /// Records messages Twilio accepted (or that were found already sent), a statement per kind for
-/// the whole batch: `(message id, Twilio's message, found while in doubt)`.
-async fn record_sent(
-    tx: &mut Tx,
-    sent: &[(i64, twilio::Message, bool)],
-    now: i64,
-) -> Result<(), DbError> {
+/// the whole batch.
+async fn record_sent(tx: &mut Tx, sent: &[Handed], now: i64) -> Result<(), DbError> {
     for chunk in sent.chunks(PARAMS / 2) {
         let sql = format!(
             "INSERT INTO provider_sids (sid, message_id) VALUES {} ON CONFLICT (sid) DO NOTHING",
@@ -177,7 +203,7 @@ async fn record_sent(
         );
         on_tx!(tx, |conn| {
             let mut q = sqlx::query(&sql);
-            for (id, m, _) in chunk {
+            for (id, m, _, _) in chunk {
                 q = q.bind(&m.sid).bind(id);
             }
             q.execute(conn).await?.rows_affected()
@@ -207,7 +233,7 @@ async fn record_sent(
         );
         on_tx!(tx, |conn| {
             let mut q = sqlx::query(&sql).bind(now);
-            for (id, m, _) in chunk {
+            for (id, m, _, _) in chunk {
                 q = q
                     .bind(id)
                     .bind(m.status.as_str())
@@ -217,26 +243,31 @@ async fn record_sent(
             q.execute(conn).await?.rows_affected()
         });
     }
-    for chunk in sent.chunks(PARAMS / 6) {
+    for chunk in sent.chunks(PARAMS / 7) {
         let sql = format!(
-            "INSERT INTO message_events (message_id, at, kind, status, detail, provider_sid) VALUES {}",
-            tuples(1, chunk.len(), 6)
+            "INSERT INTO message_events (message_id, at, kind, status, detail, provider_sid, provider)
+                 VALUES {}",
+            tuples(1, chunk.len(), 7)
         );
         on_tx!(tx, |conn| {
             let mut q = sqlx::query(&sql);
-            for (id, m, found_in_doubt) in chunk {
+            for (id, m, found_in_doubt, carrier) in chunk {
+                let via = match carrier {
+                    Carrier::Primary => "",
+                    Carrier::Fallback => " (the fallback provider)",
+                };
                 let (kind, detail) = if *found_in_doubt {
                     (
                         "found",
                         format!(
-                            "found in Twilio's message list as {} ({}): the earlier attempt went out, not sent again",
+                            "found in Twilio's message list{via} as {} ({}): the earlier attempt went out, not sent again",
                             m.sid, m.status
                         ),
                     )
                 } else {
                     (
                         "submitted",
-                        format!("handed to Twilio as {} ({})", m.sid, m.status),
+                        format!("handed to Twilio{via} as {} ({})", m.sid, m.status),
                     )
                 };
                 q = q
@@ -245,7 +276,8 @@ async fn record_sent(
                     .bind(kind)
                     .bind(m.status.as_str())
                     .bind(detail)
-                    .bind(&m.sid);
+                    .bind(&m.sid)
+                    .bind(carrier.as_str());
             }
             q.execute(conn).await?.rows_affected()
         });

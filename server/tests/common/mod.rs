@@ -97,6 +97,7 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
         admin_email: ADMIN_EMAIL.to_owned(),
         admin_password: Some(SecretString::from(ADMIN_PASSWORD)),
         twilio: None,
+        fallback: None,
         account_sid: None,
         auth_token: Some(SecretString::from(AUTH_TOKEN)),
         phone_number: None,
