@@ -191,6 +191,23 @@ pub fn validate(settings: &SendingSettings) -> Result<(), SettingsError> {
             format!("{code} is not a Twilio error code (five digits, such as 20003)"),
         ));
     }
+    for route in &this.failover.routes {
+        match &route.country {
+            Some(c) if !is_known_region(c) => {
+                return Err(invalid(
+                    "failover.routes",
+                    format!("{c:?} is not a country code such as AU"),
+                ));
+            }
+            None if route.category.is_none() => {
+                return Err(invalid(
+                    "failover.routes",
+                    "a route names a country, a category or both (to send everything through the fallback, name each category)",
+                ));
+            }
+            _ => {}
+        }
+    }
     validate_prices(&this.prices)
 }
 

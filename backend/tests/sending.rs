@@ -1744,3 +1744,35 @@ async fn a_crash_mid_attempt_asks_every_provider_before_sending_again(db: Db) {
     assert_eq!((primary.ledger().len(), fallback.ledger().len()), (0, 1));
 }
 on_both!(a_crash_mid_attempt_asks_every_provider_before_sending_again);
+
+async fn a_route_sends_a_country_through_the_fallback_first(db: Db) {
+    let mut s = open_settings();
+    s.failover.routes = vec![domain::sending::FailoverRoute {
+        country: Some("AU".to_owned()),
+        category: None,
+    }];
+    save(&db, &s).await;
+    let primary = FakeTwilio::start().await;
+    let fallback = FakeTwilio::start().await;
+    let t0 = now_micros();
+    submit(&db, body_to("+61491570156", "to Australia", None), t0).await;
+    submit(&db, body_to(&number(1), "to the US", None), t0).await;
+    let step = worker_with_fallback(&db, &primary, &fallback)
+        .try_execute_task(t0)
+        .await
+        .expect("step");
+    assert_eq!(step.sent, 2);
+    let (p, f) = (primary.ledger(), fallback.ledger());
+    assert_eq!((p.len(), f.len()), (1, 1));
+    assert_eq!(f[0].to, "+61491570156");
+    assert_eq!(p[0].to, number(1));
+
+    // A route names something: a country that does not exist, or nothing at all, is refused.
+    s.failover.routes[0].country = Some("XX".to_owned());
+    assert!(settings::validate(&s).is_err());
+    s.failover.routes[0].country = None;
+    assert!(settings::validate(&s).is_err());
+    s.failover.routes[0].category = Some(Category::Emergency);
+    assert!(settings::validate(&s).is_ok());
+}
+on_both!(a_route_sends_a_country_through_the_fallback_first);

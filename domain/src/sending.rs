@@ -44,6 +44,38 @@ pub struct Failover {
     /// Twilio error codes with which the primary refuses a message that the fallback then
     /// carries at once (the primary sent nothing).
     pub codes: Vec<u32>,
+    /// Messages the fallback carries first (the primary when the fallback is paused).
+    pub routes: Vec<FailoverRoute>,
+}
+
+/// Which messages go to the fallback first: to a country, of a category, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverRoute {
+    /// ISO 3166 alpha-2 (`AU`); `None`: any country.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// `None`: any category (messages without one included).
+    #[serde(default)]
+    pub category: Option<crate::template::Category>,
+}
+
+impl FailoverRoute {
+    /// Whether a message to `region` of `category` takes this route.
+    pub fn matches(&self, region: &str, category: Option<crate::template::Category>) -> bool {
+        self.country.as_deref().is_none_or(|c| c == region)
+            && self.category.is_none_or(|c| Some(c) == category)
+    }
+}
+
+impl Failover {
+    /// Whether the fallback carries a message to `region` of `category` first.
+    pub fn routes_to_fallback(
+        &self,
+        region: &str,
+        category: Option<crate::template::Category>,
+    ) -> bool {
+        self.routes.iter().any(|r| r.matches(region, category))
+    }
 }
 
 impl Default for Failover {
@@ -52,6 +84,7 @@ impl Default for Failover {
     fn default() -> Self {
         Failover {
             codes: vec![20003, 20005, 21611],
+            routes: Vec::new(),
         }
     }
 }
@@ -303,5 +336,34 @@ impl SenderPace {
             SenderKind::Alphanumeric => self.alphanumeric,
             SenderKind::MessagingService => self.messaging_service,
         }
+    }
+}
+
+#[cfg(test)]
+mod failover_tests {
+    use super::*;
+    use crate::template::Category;
+
+    #[test]
+    fn a_route_matches_its_country_and_category_each_when_named() {
+        let au = FailoverRoute {
+            country: Some("AU".into()),
+            category: None,
+        };
+        assert!(au.matches("AU", None) && au.matches("AU", Some(Category::Driver)));
+        assert!(!au.matches("US", None));
+        let emergencies_in_au = FailoverRoute {
+            country: Some("AU".into()),
+            category: Some(Category::Emergency),
+        };
+        assert!(emergencies_in_au.matches("AU", Some(Category::Emergency)));
+        assert!(!emergencies_in_au.matches("AU", Some(Category::Shipment)));
+        assert!(!emergencies_in_au.matches("AU", None));
+        let failover = Failover {
+            codes: Vec::new(),
+            routes: vec![au, emergencies_in_au],
+        };
+        assert!(failover.routes_to_fallback("AU", None));
+        assert!(!failover.routes_to_fallback("NZ", Some(Category::Emergency)));
     }
 }

@@ -128,7 +128,7 @@ async fn select_due(tx: &mut Tx, now: i64, batch_size: usize) -> Result<Vec<Clai
     let mut due = on_tx!(tx, |conn| sqlx::query_as::<_, Claimed>(
         "SELECT id, to_encrypted, to_hash, sender, body, segments, priority, smart_encoded,
                  validity_until, state, in_doubt, attempts, attempt_started_at, due_at,
-                 attempt_provider
+                 attempt_provider, category
              FROM messages WHERE state = 'sending' AND lease_until < $1
              ORDER BY priority, id LIMIT $2"
     )
@@ -141,7 +141,7 @@ async fn select_due(tx: &mut Tx, now: i64, batch_size: usize) -> Result<Vec<Clai
         due.extend(on_tx!(tx, |conn| sqlx::query_as::<_, Claimed>(
             "SELECT id, to_encrypted, to_hash, sender, body, segments, priority, smart_encoded,
                      validity_until, state, in_doubt, attempts, attempt_started_at, due_at,
-                     attempt_provider
+                     attempt_provider, category
                  FROM messages WHERE state = 'waiting' AND due_at <= $1
                  ORDER BY priority, id LIMIT $2"
         )

@@ -52,12 +52,7 @@ impl Worker {
             smart_encoded: c.smart_encoded.then_some(true),
             attempt: u32::try_from(c.attempts + 1).ok(),
         };
-        let primary = self.config.breaker.take(clock());
-        let carrier = if primary {
-            Carrier::Primary
-        } else if self.fallback_takes(clock()) {
-            Carrier::Fallback
-        } else {
+        let Some(carrier) = self.choose(&message.to, c, settings, clock()) else {
             // Every provider is paused (or probing): back to the outbox, untried.
             return (Outcome::NotStarted, recorded);
         };
@@ -83,6 +78,33 @@ impl Worker {
             }
             result => (outcome_of(result), Some(carrier)),
         }
+    }
+
+    /// The provider for this send: the one its failover route names first (the primary unless
+    /// one sends it to the fallback), else the other, if their breakers let it go now.
+    fn choose(
+        &self,
+        to: &str,
+        c: &Claimed,
+        settings: &SendingSettings,
+        at: i64,
+    ) -> Option<Carrier> {
+        let routed = self.config.fallback.is_some() && !settings.failover.routes.is_empty() && {
+            let region = domain::phone::PhoneNumber::parse(to, None)
+                .map(|n| n.region().to_owned())
+                .unwrap_or_default();
+            let category = c.category.as_deref().and_then(|k| k.parse().ok());
+            settings.failover.routes_to_fallback(&region, category)
+        };
+        let order = if routed {
+            [Carrier::Fallback, Carrier::Primary]
+        } else {
+            [Carrier::Primary, Carrier::Fallback]
+        };
+        order.into_iter().find(|&carrier| match carrier {
+            Carrier::Primary => self.config.breaker.take(at),
+            Carrier::Fallback => self.fallback_takes(at),
+        })
     }
 
     /// The providers configured, primary first.

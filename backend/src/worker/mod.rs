@@ -272,6 +272,8 @@ struct Claimed {
     due_at: i64,
     /// Where the last attempt went, as recorded (`Carrier`), if known.
     attempt_provider: Option<String>,
+    /// Its category as stored (failover routes read it).
+    category: Option<String>,
 }
 
 /// What became of one claimed message.
