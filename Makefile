@@ -1,5 +1,5 @@
 # smsdesk: the README's two commands, and a few for developers.
-.PHONY: run test bench tools fmt check
+.PHONY: run test bench load tools fmt check
 
 ## make run: set up this machine and start smsdesk.
 run:
@@ -12,6 +12,10 @@ test:
 ## make bench: smsdesk's speed beside Twilio's own tools on the same inputs.
 bench:
 	@bash scripts/bench.sh
+
+## make load: smsdesk under load (oha) on SQLite and PostgreSQL, then a 30-minute soak.
+load:
+	@bash scripts/load.sh
 
 tools:
 	@bash scripts/tools.sh test

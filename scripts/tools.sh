@@ -85,6 +85,15 @@ need_fuzz() {
   fi
 }
 
+# oha, the load generator `make load` drives smsdesk with (crates.io), into tools/oha.
+need_oha() {
+  if ! tools/oha/bin/oha --version 2>/dev/null | grep -q "$OHA_VERSION"; then
+    say "installing oha $OHA_VERSION (crates.io), the load generator for make load, into tools/oha"
+    cargo install oha --version "$OHA_VERSION" --locked --root tools/oha
+  fi
+}
+OHA_VERSION=1.16.0
+
 case "${1:-test}" in
   rust) need_rust ;;
   test)
@@ -107,5 +116,11 @@ case "${1:-test}" in
     need_venv tools/bench "twilio-python, to time its signature validator"
     bash scripts/web-tools.sh e2e
     ;;
-  *) echo "usage: $0 [rust|test|run|bench]" >&2; exit 2 ;;
+  load)
+    need_rust
+    need_venv tools/bench "twilio-python, to sign the webhook the load test posts"
+    need_postgres
+    need_oha
+    ;;
+  *) echo "usage: $0 [rust|test|run|bench|load]" >&2; exit 2 ;;
 esac

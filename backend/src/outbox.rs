@@ -634,6 +634,18 @@ pub struct Event {
     pub provider_sid: Option<String>,
 }
 
+/// Which provider carried the message the provider knows as `sid`: `None` when smsdesk knows no
+/// such message, else its `attempt_provider` (`primary`, `fallback`, or `None`: not recorded).
+pub async fn carrier_of(db: &Db, sid: &str) -> Result<Option<Option<String>>, DbError> {
+    Ok(on_db!(db, |pool| sqlx::query_scalar::<_, Option<String>>(
+        "SELECT m.attempt_provider FROM provider_sids p JOIN messages m ON m.id = p.message_id
+          WHERE p.sid = $1"
+    )
+    .bind(sid)
+    .fetch_optional(pool)
+    .await?))
+}
+
 /// A message's events, oldest first.
 pub async fn events(db: &Db, message_id: i64) -> Result<Vec<Event>, DbError> {
     Ok(on_db!(db, |pool| sqlx::query_as::<_, Event>(

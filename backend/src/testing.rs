@@ -162,12 +162,15 @@ impl Drop for TestDb {
 /// answered too late (the client times out: an in-doubt send).
 pub mod fake_twilio {
     use std::collections::{HashMap, VecDeque};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use serde_json::json;
     use wiremock::matchers::{method, path_regex};
     use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    static NEXT_SID: AtomicU64 = AtomicU64::new(1);
 
     /// One accepted create.
     #[derive(Debug, Clone)]
@@ -350,7 +353,8 @@ pub mod fake_twilio {
                 }
                 _ => {}
             }
-            let sid = format!("SM{:032x}", state.ledger.len() + 1);
+            // Unique across every fake of the process, as Twilio's sids are across accounts.
+            let sid = format!("SM{:032x}", NEXT_SID.fetch_add(1, Ordering::Relaxed));
             let created = Created {
                 sid,
                 to,

@@ -1605,12 +1605,22 @@ const FALLBACK_FROM: &str = "+15005550010";
 
 /// A worker sending through `primary`, with `fallback` as the second provider.
 fn worker_with_fallback(db: &Db, primary: &FakeTwilio, fallback: &FakeTwilio) -> Worker {
+    worker_with_fallback_breaker(db, primary, fallback, Breaker::default())
+}
+
+/// The same, the fallback's health kept by `breaker` (the test holds a handle on it).
+fn worker_with_fallback_breaker(
+    db: &Db,
+    primary: &FakeTwilio,
+    fallback: &FakeTwilio,
+    breaker: Breaker,
+) -> Worker {
     let mut config = WorkerConfig::new(Sender::From(FROM.to_owned()), None);
     config.concurrency = 4;
     config.fallback = Some(Fallback {
         provider: Provider::Twilio(client(fallback, Duration::from_millis(400))),
         sender: Sender::From(FALLBACK_FROM.to_owned()),
-        breaker: Breaker::default(),
+        breaker,
     });
     Worker::new(
         db.clone(),
@@ -1776,3 +1786,51 @@ async fn a_route_sends_a_country_through_the_fallback_first(db: Db) {
     assert!(settings::validate(&s).is_ok());
 }
 on_both!(a_route_sends_a_country_through_the_fallback_first);
+
+async fn a_failover_code_waits_for_a_paused_fallback_and_the_broken_primary_alerts(db: Db) {
+    save(&db, &open_settings()).await;
+    let primary = FakeTwilio::start().await;
+    let fallback = FakeTwilio::start().await;
+    let t0 = now_micros();
+    let to = number(1);
+    let revoked = Script::Error {
+        status: 401,
+        code: 20003,
+    };
+    primary.script(&to, [revoked.clone(), revoked]);
+    let m = submit(&db, body_to(&to, "primary token revoked", None), t0).await;
+    let breaker = Breaker::default();
+    breaker.observe(
+        backend::worker::breaker::Signal::RateLimited {
+            retry_after: Some(30),
+        },
+        t0,
+    );
+    let w = worker_with_fallback_breaker(&db, &primary, &fallback, breaker);
+
+    // The fallback is paused: the message waits for it, not failed, its attempt not counted.
+    let step = w.try_execute_task(t0).await.expect("step");
+    assert_eq!((step.claimed, step.throttled, step.failed), (1, 1, 0));
+    let v = view(&db, &m.sid).await;
+    assert_eq!((v.state, v.attempts), (MessageState::Waiting, 0));
+    assert!(
+        v.due_at >= t0 + 30 * SECOND,
+        "until the fallback's pause ends"
+    );
+
+    // Then the fallback carries it, and the administrators hear that the primary cannot send.
+    let step = w.try_execute_task(v.due_at).await.expect("step");
+    assert_eq!(step.sent, 1);
+    assert_eq!((primary.ledger().len(), fallback.ledger().len()), (0, 1));
+    let alerts = audit::list(
+        &db,
+        &audit::Filter {
+            action: Some("alert.".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("audit");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+}
+on_both!(a_failover_code_waits_for_a_paused_fallback_and_the_broken_primary_alerts);

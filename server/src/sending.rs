@@ -147,11 +147,14 @@ impl Sending {
             Some(f) => {
                 let (client, sender) = twilio_client(f, settings.send_timeout)
                     .context("building the fallback provider's client")?;
-                let token = f
-                    .auth_token
-                    .as_ref()
-                    .and_then(|tok| AuthToken::new(tok.expose_secret().to_owned()).ok())
-                    .map(|tok| (f.account_sid.clone(), tok));
+                let token = match &f.auth_token {
+                    Some(tok) => Some((
+                        f.account_sid.clone(),
+                        AuthToken::new(tok.expose_secret().to_owned())
+                            .context("SMSDESK_FALLBACK_AUTH_TOKEN cannot check signatures")?,
+                    )),
+                    None => None,
+                };
                 tracing::info!(
                     base_url = %f.api_base_url,
                     "a fallback provider carries messages while Twilio is in a storm"
@@ -186,8 +189,12 @@ impl Sending {
             settings_cache: Arc::default(),
             api_keys: backend::api_keys::KeyCache::default(),
             // A send starts within START_WINDOW of its claim and takes at most two requests
-            // (an in-doubt lookup, the send) at the timeout: past that, nothing is under way.
-            lease: START_WINDOW + settings.send_timeout * 2 + Duration::from_secs(5),
+            // (an in-doubt lookup, the send) at the timeout, four with a fallback (a lookup at
+            // each provider, the send at the primary, then at the fallback): past that, nothing
+            // is under way.
+            lease: START_WINDOW
+                + settings.send_timeout * if settings.fallback.is_some() { 4 } else { 2 }
+                + Duration::from_secs(5),
             gate: SendGate::default(),
             breaker: Breaker::default(),
         })

@@ -141,11 +141,11 @@ pub async fn status(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    if let Err(refused) =
-        verified_params(&sending, &from, &uri, &headers, &body, "status callback").await
-    {
-        return refused;
-    }
+    let params =
+        match verified_params(&sending, &from, &uri, &headers, &body, "status callback").await {
+            Ok((params, _)) => params,
+            Err(refused) => return refused,
+        };
     let fields: StatusParams = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
         Err(e) => {
@@ -158,6 +158,27 @@ pub async fn status(
         tracing::warn!("status callback without MessageSid");
         return StatusCode::BAD_REQUEST;
     };
+    // The fallback's token speaks only for what the fallback carried.
+    let by_fallback = matches!(
+        (&sending.fallback_webhook, params.iter().find(|(k, _)| k == "AccountSid")),
+        (Some((fallback, _)), Some((_, account))) if fallback == account
+    );
+    if by_fallback {
+        match backend::outbox::carrier_of(&sending.db, sid).await {
+            Ok(Some(carrier)) if carrier.as_deref() != Some("fallback") => {
+                tracing::warn!(
+                    sid,
+                    "status callback refused: signed for the fallback provider's account, about a message the primary carried"
+                );
+                return StatusCode::FORBIDDEN;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "status callback not taken: the database could not say who carried the message");
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+    }
     let status_text = fields
         .message_status
         .as_deref()

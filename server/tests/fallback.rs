@@ -126,5 +126,42 @@ async fn a_refused_message_goes_through_the_fallback_and_its_callbacks_are_check
         .expect("db")
         .expect("message");
     assert_eq!(m.status, domain::status::MessageStatus::Delivered);
+
+    // The fallback's token speaks only for what the fallback carried.
+    let answer = reqwest::Client::new()
+        .post(app.url("/api/v1/messages"))
+        .basic_auth(&key.key.id, Some(backend::api_keys::reveal(&key.secret)))
+        .json(&json!({ "to": "+14155552672", "body": "through the primary" }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(answer.status().as_u16(), 202);
+    // (Two seconds on: the sender's pace, one segment a second, counted the first.)
+    let step = app
+        .sending
+        .worker(None)
+        .try_execute_task(backend::db::now_micros() + 2_000_000)
+        .await
+        .expect("step");
+    assert_eq!(step.sent, 1);
+    let by_primary = primary.ledger()[0].sid.clone();
+    let params = [
+        ("AccountSid", FALLBACK.to_owned()),
+        ("MessageSid", by_primary),
+        ("MessageStatus", "failed".to_owned()),
+    ];
+    let signature = domain::signature::sign(
+        &AuthToken::new(FALLBACK_TOKEN).expect("token"),
+        &url,
+        &params,
+    );
+    let forged = reqwest::Client::new()
+        .post(&url)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(forged.status().as_u16(), 403);
 }
 on_both!(a_refused_message_goes_through_the_fallback_and_its_callbacks_are_checked_with_its_token);

@@ -27,6 +27,8 @@ pub const FIRST_PAUSE: i64 = SECOND;
 pub const MAX_PAUSE: i64 = 60 * SECOND;
 /// The longest `Retry-After` obeyed (a longer one is read as this).
 pub const MAX_RETRY_AFTER: i64 = 300 * SECOND;
+/// While a probe is under way, how long others wait before asking again.
+pub const PROBE_WAIT: i64 = SECOND / 10;
 
 /// What one send told about Twilio's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,8 @@ impl State {
     pub fn allowed(&self, at: i64) -> Allowed {
         if at < self.paused_until {
             Allowed::PausedUntil(self.paused_until)
+        } else if self.pauses > 0 && self.probing {
+            Allowed::PausedUntil(at + PROBE_WAIT)
         } else if self.pauses > 0 {
             Allowed::Probe
         } else {
@@ -87,6 +91,26 @@ impl State {
             }
             Allowed::Probe | Allowed::PausedUntil(_) => false,
         }
+    }
+
+    /// When a send may go to this provider again, seen at `at` (`at` when it may now).
+    pub fn resume_at(&self, at: i64) -> i64 {
+        match self.allowed(at) {
+            Allowed::PausedUntil(until) => until,
+            Allowed::Batch | Allowed::Probe => at,
+        }
+    }
+
+    /// Takes in a failed lookup in the provider's message list: a sign of a storm like a failed
+    /// send, but it neither is nor ends a probe (a lookup that works says nothing about sends).
+    pub fn observe_lookup_failure(&mut self, signal: Signal, at: i64) -> Option<i64> {
+        if signal == Signal::Answered {
+            return None;
+        }
+        let probing = self.probing;
+        let paused = self.observe(signal, at);
+        self.probing = probing;
+        paused
     }
 
     /// Takes in what a send that ended at `at` learnt. Answers whether this signal paused
@@ -155,9 +179,27 @@ impl Breaker {
         self.state().take(at)
     }
 
+    /// See [`State::resume_at`].
+    pub fn resume_at(&self, at: i64) -> i64 {
+        self.state().resume_at(at)
+    }
+
+    /// What a send (a create request) told about the provider.
     pub fn observe(&self, signal: Signal, at: i64) {
         let mut state = self.state();
-        if let Some(until) = state.observe(signal, at) {
+        let paused = state.observe(signal, at);
+        Self::log_pause(&state, signal, at, paused);
+    }
+
+    /// What a failed lookup told about the provider (see [`State::observe_lookup_failure`]).
+    pub fn observe_lookup_failure(&self, signal: Signal, at: i64) {
+        let mut state = self.state();
+        let paused = state.observe_lookup_failure(signal, at);
+        Self::log_pause(&state, signal, at, paused);
+    }
+
+    fn log_pause(state: &State, signal: Signal, at: i64, paused: Option<i64>) {
+        if let Some(until) = paused {
             let seconds = (until - at) as f64 / SECOND as f64;
             let why = match signal {
                 Signal::RateLimited { .. } => "Twilio answered 429 Too Many Requests",
@@ -224,8 +266,27 @@ mod tests {
         assert!(!s.take(T + SECOND), "paused");
         assert!(s.take(T + 2 * SECOND), "the probe");
         assert!(!s.take(T + 2 * SECOND), "one probe at a time");
+        assert_eq!(
+            s.allowed(T + 2 * SECOND),
+            Allowed::PausedUntil(T + 2 * SECOND + PROBE_WAIT),
+            "the others ask again shortly, not at once"
+        );
         s.observe(Signal::Answered, T + 3 * SECOND);
         assert!(s.take(T + 3 * SECOND) && s.take(T + 3 * SECOND));
+    }
+
+    #[test]
+    fn a_failed_lookup_counts_toward_a_storm_but_neither_is_nor_ends_a_probe() {
+        let mut s = State::default();
+        s.observe_lookup_failure(Signal::Answered, T);
+        assert_eq!(s, State::default(), "a lookup that works says nothing");
+        for _ in 0..3 {
+            s.observe_lookup_failure(Signal::NoAnswer, T);
+        }
+        assert_eq!(s.allowed(T), Allowed::PausedUntil(T + SECOND));
+        assert!(s.take(T + SECOND), "the probe");
+        s.observe_lookup_failure(Signal::NoAnswer, T + SECOND);
+        assert!(s.probing, "still under way");
     }
 
     #[test]

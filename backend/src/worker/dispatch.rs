@@ -6,8 +6,8 @@
 
 use chrono::DateTime;
 
-use super::breaker::Breaker;
-use super::{Carrier, Claimed, MINUTE, Outcome, SECOND, Worker};
+use super::breaker::{Allowed, Breaker};
+use super::{Carrier, Claimed, Hold, MINUTE, Outcome, SECOND, Worker};
 use crate::settings::SendingSettings;
 use crate::twilio::{self, NewMessage, Sender, TwilioError};
 
@@ -27,14 +27,19 @@ impl Worker {
         };
         let in_doubt = c.in_doubt || c.state == "sending";
         if in_doubt {
-            let asked: Vec<Carrier> = match recorded {
-                Some(carrier) => vec![carrier],
-                None => self.carriers(),
-            };
-            for carrier in asked {
+            // Every provider is asked: an earlier attempt still in doubt may be at either.
+            for carrier in self.carriers() {
+                let breaker = self.breaker(carrier);
+                if let Allowed::PausedUntil(until) = breaker.allowed(clock()) {
+                    return (Outcome::Held(until, Hold::Paused), recorded);
+                }
                 match self.look_up(c, &to, now, carrier, clock).await {
                     Ok(Some(m)) => return (Outcome::FoundSent(m), Some(carrier)),
                     Ok(None) => {}
+                    Err(e) if e.rate_limited() => {
+                        let until = breaker.resume_at(clock());
+                        return (Outcome::Held(until, Hold::RateLimited), recorded);
+                    }
                     // Still unknown: the attempt stays with the provider it was with.
                     Err(e) => return (Outcome::Unknown(e), recorded),
                 }
@@ -56,25 +61,44 @@ impl Worker {
             // Every provider is paused (or probing): back to the outbox, untried.
             return (Outcome::NotStarted, recorded);
         };
-        let result = self
+        match self
             .create(carrier, &mut message, now, settings, clock)
-            .await;
-        match result {
+            .await
+        {
+            Err(e) if e.rate_limited() => {
+                let until = self.breaker(carrier).resume_at(clock());
+                (Outcome::Held(until, Hold::RateLimited), recorded)
+            }
+            // Refused by the primary (an answer, not a 5xx: nothing went out) with a failover
+            // code: the fallback carries it, or it waits for the fallback.
             Err(TwilioError::Api {
-                code: Some(code), ..
+                code: Some(code),
+                status,
+                ..
             }) if carrier == Carrier::Primary
-                && settings.failover.codes.contains(&code)
-                && self.fallback_takes(clock()) =>
+                && status < 500
+                && self.config.fallback.is_some()
+                && settings.failover.codes.contains(&code) =>
             {
-                // Refused by the primary: nothing went out, the fallback may carry it.
+                if !self.fallback_takes(clock()) {
+                    let until = self.breaker(Carrier::Fallback).resume_at(clock());
+                    return (Outcome::Held(until, Hold::FallbackPaused(code)), recorded);
+                }
                 tracing::info!(
                     code,
                     "the primary refused a message with a failover code; it goes to the fallback provider"
                 );
-                let result = self
+                match self
                     .create(Carrier::Fallback, &mut message, now, settings, clock)
-                    .await;
-                (outcome_of(result), Some(Carrier::Fallback))
+                    .await
+                {
+                    Ok(m) => (Outcome::FailedOver(m, code), Some(Carrier::Fallback)),
+                    Err(e) if e.rate_limited() => {
+                        let until = self.breaker(Carrier::Fallback).resume_at(clock());
+                        (Outcome::Held(until, Hold::RateLimited), recorded)
+                    }
+                    result => (outcome_of(result), Some(Carrier::Fallback)),
+                }
             }
             result => (outcome_of(result), Some(carrier)),
         }
@@ -148,12 +172,10 @@ impl Worker {
             _ => &self.provider,
         };
         let found = provider.list_to(to, day).await;
-        self.breaker(carrier).observe(
-            found
-                .as_ref()
-                .map_or_else(TwilioError::signal, |_| super::breaker::Signal::Answered),
-            clock(),
-        );
+        if let Err(e) = &found {
+            self.breaker(carrier)
+                .observe_lookup_failure(e.signal(), clock());
+        }
         let earliest = started - MINUTE;
         Ok(found?.into_iter().find(|m| {
             m.body == c.body

@@ -227,7 +227,8 @@ pub struct Step {
     /// Claimed but not started (past the start window, or Twilio's storm paused sending): back
     /// in the outbox, untried.
     pub not_started: usize,
-    /// Refused for Twilio's rate (429): back in the outbox for after the pause, not counted.
+    /// Nothing sent and back in the outbox for later, the attempt not counted: refused for
+    /// Twilio's rate (429), or its provider is paused.
     pub throttled: usize,
     /// Sending is paused until then (µs): Twilio is in a storm (`breaker`); nothing was claimed.
     pub paused_until: Option<i64>,
@@ -285,6 +286,21 @@ enum Outcome {
     Undecryptable,
     /// The start window had passed, or sending paused: nothing was sent.
     NotStarted,
+    /// Nothing was sent, and it must wait until then (µs), its attempt not counted.
+    Held(i64, Hold),
+    /// The primary refused it with this failover code; the fallback carried it.
+    FailedOver(twilio::Message, u32),
+}
+
+/// Why a message waits without its attempt counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// A provider answered 429 Too Many Requests: it refused the request, not the message.
+    RateLimited,
+    /// The provider it must ask or use is paused (a storm).
+    Paused,
+    /// The primary refused it with this failover code, and the fallback is paused.
+    FallbackPaused(u32),
 }
 
 /// A claimed message, what became of it, and the provider its attempt is with (for a message

@@ -10,8 +10,8 @@ use rand::Rng;
 use tracing::Instrument;
 
 use super::{
-    Carrier, Claimed, NewEvent, Outcome, PARAMS, Sent, Step, Worker, WorkerError, event, numbered,
-    tuples, update_ids,
+    Carrier, Claimed, Hold, NewEvent, Outcome, PARAMS, Sent, Step, Worker, WorkerError, event,
+    numbered, tuples, update_ids,
 };
 use crate::crypto::DataKey;
 use crate::db::{Db, DbError, Tx};
@@ -35,9 +35,9 @@ impl Worker {
         let mut carriers: Vec<(i64, Carrier)> = Vec::new();
         // Not started (an earlier attempt in doubt stays so: the claim marked it).
         let mut untried: Vec<i64> = Vec::new();
-        // Refused for Twilio's rate (429): back in the outbox once the breaker's pause ends, the
-        // attempt not counted (Twilio refused the request, not the message).
-        let mut throttled: Vec<i64> = Vec::new();
+        // Nothing sent and must wait (a 429, a paused provider): back in the outbox for then,
+        // the attempt not counted.
+        let mut held: Vec<(i64, i64, Hold)> = Vec::new();
         for (c, outcome, carrier) in outcomes {
             let attempt = c.attempts + 1;
             if let Some(carrier) = carrier {
@@ -63,10 +63,29 @@ impl Worker {
                     self.apply_send_failure(&mut tx, &c, &decision, &e, now, step)
                         .await?;
                 }
-                Outcome::Refused(e) if e.rate_limited() => {
-                    telemetry::dispatched("throttled", Some(20429));
-                    throttled.push(c.id);
+                Outcome::Held(until, why) => {
+                    let code = match why {
+                        Hold::RateLimited => Some(20429),
+                        Hold::FallbackPaused(code) => Some(code),
+                        Hold::Paused => None,
+                    };
+                    telemetry::dispatched("held", code);
+                    held.push((c.id, until, why));
                     step.throttled += 1;
+                }
+                Outcome::FailedOver(m, code) => {
+                    telemetry::dispatched("failed_over", Some(code));
+                    // The primary cannot send: the administrators hear of it as if it had failed.
+                    let info = errors::lookup(code);
+                    if info.alert_admins() {
+                        let reason = format!(
+                            "{} (error {code} from the primary provider; the fallback carries its messages meanwhile)",
+                            info.meaning()
+                        );
+                        alert(&mut tx, code, &reason, now).await?;
+                    }
+                    sent.push((c.id, m, false, Carrier::Fallback));
+                    step.sent += 1;
                 }
                 Outcome::Refused(e) => {
                     let decision =
@@ -122,7 +141,11 @@ impl Worker {
         // Due again at once (throttled ones after the pause), the attempt not counted, its
         // dispatch no longer logged (the sender's pace keeps it: a second's worth, on the safe
         // side).
-        let unsent: Vec<i64> = untried.iter().chain(&throttled).copied().collect();
+        let unsent: Vec<i64> = untried
+            .iter()
+            .copied()
+            .chain(held.iter().map(|(id, _, _)| *id))
+            .collect();
         for chunk in unsent.chunks(PARAMS) {
             let sql = format!(
                 "DELETE FROM dispatch_log WHERE at = $1 AND message_id IN ({})",
@@ -144,9 +167,8 @@ impl Worker {
             &untried,
         )
         .await?;
-        if !throttled.is_empty() {
-            let resume = self.config.breaker.snapshot().paused_until.max(now);
-            throttle(&mut tx, &throttled, resume, now).await?;
+        for (id, until, why) in held {
+            hold(&mut tx, id, until.max(now), why, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -331,42 +353,55 @@ async fn retry(
     .await
 }
 
-/// Puts messages Twilio refused for its rate (429) back in the outbox, due at `resume`, their
-/// attempt not counted, each with a line in its timeline.
-async fn throttle(tx: &mut Tx, ids: &[i64], resume: i64, now: i64) -> Result<(), DbError> {
-    let when = DateTime::from_timestamp_micros(resume)
+/// Puts a message that nothing was sent for back in the outbox, due at `until`, its attempt not
+/// counted, with a line in its timeline saying why.
+async fn hold(tx: &mut Tx, id: i64, until: i64, why: Hold, now: i64) -> Result<(), DbError> {
+    let when = DateTime::from_timestamp_micros(until)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default();
-    let reason = "Twilio answered 429 Too Many Requests (error 20429): the request was refused, not the message";
-    update_ids(
-        tx,
-        &format!(
-            "UPDATE messages SET state = 'waiting', due_at = $1, lease_until = NULL,
-                 attempts = attempts - 1, error_code = 20429, error_message = '{reason}',
-                 updated_at = $2"
+    let (code, reason) = match why {
+        Hold::RateLimited => (
+            Some(20429),
+            "Twilio answered 429 Too Many Requests (error 20429): the request was refused, not the message; sending paused".to_owned(),
         ),
-        (resume, now),
-        ids,
+        Hold::Paused => (
+            None,
+            "the provider is in a storm (429s, 5xx answers or timeouts) and sending to it is paused".to_owned(),
+        ),
+        Hold::FallbackPaused(code) => (
+            Some(code),
+            format!(
+                "the primary provider refused it (error {code}, a failover code) and the fallback provider is paused"
+            ),
+        ),
+    };
+    on_tx!(tx, |conn| sqlx::query(
+        "UPDATE messages SET state = 'waiting', due_at = $1, lease_until = NULL,
+             attempts = attempts - 1, error_code = $2, error_message = $3, updated_at = $4
+         WHERE id = $5"
     )
-    .await?;
-    let detail =
-        format!("{reason}; sending paused, trying again at {when} (this attempt does not count)");
-    for id in ids {
-        event(
-            tx,
-            *id,
-            now,
-            NewEvent {
-                kind: "retry",
-                status: None,
-                error_code: Some(20429),
-                detail: &detail,
-                provider_sid: None,
-            },
-        )
-        .await?;
-    }
-    Ok(())
+    .bind(until)
+    .bind(code.map(i64::from))
+    .bind(&reason)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?
+    .rows_affected());
+    let detail = format!("{reason}; trying again at {when} (this attempt does not count)");
+    event(
+        tx,
+        id,
+        now,
+        NewEvent {
+            kind: "retry",
+            status: None,
+            error_code: code.map(i64::from),
+            detail: &detail,
+            provider_sid: None,
+        },
+    )
+    .await
 }
 
 async fn fail(
