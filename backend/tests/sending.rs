@@ -586,15 +586,7 @@ async fn each_twilio_error_class_gets_its_treatment(db: Db) {
         "21610 recorded an opt-out"
     );
     assert_eq!(view(&db, &d.sid).await.error_code, Some(20003));
-    let alerts = audit::list(
-        &db,
-        &audit::Filter {
-            action: Some("alert.".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("audit");
+    let alerts = alerts(&db).await;
     assert_eq!(
         alerts.len(),
         1,
@@ -1208,6 +1200,19 @@ async fn an_idempotent_answer_is_stored_encrypted_and_forgotten_after_a_day(db: 
 on_both!(an_idempotent_answer_is_stored_encrypted_and_forgotten_after_a_day);
 
 /// The kinds of a message's events, oldest first.
+/// The alerts raised for the administrators (audit entries `alert.*`).
+async fn alerts(db: &Db) -> Vec<audit::Entry> {
+    audit::list(
+        db,
+        &audit::Filter {
+            action: Some("alert.".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("audit")
+}
+
 async fn event_kinds(db: &Db, id: i64) -> Vec<String> {
     outbox::events(db, id)
         .await
@@ -1541,15 +1546,7 @@ async fn failure_callbacks_record_opt_outs_and_alert_once_without_retrying(db: D
             (MessageState::Done, MessageStatus::Failed, Some(30002))
         );
     }
-    let alerts = audit::list(
-        &db,
-        &audit::Filter {
-            action: Some("alert.".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("audit");
+    let alerts = alerts(&db).await;
     assert_eq!(alerts.len(), 1, "once per code, not once per message");
 }
 on_both!(failure_callbacks_record_opt_outs_and_alert_once_without_retrying);
@@ -1822,15 +1819,7 @@ async fn a_failover_code_waits_for_a_paused_fallback_and_the_broken_primary_aler
     let step = w.try_execute_task(v.due_at).await.expect("step");
     assert_eq!(step.sent, 1);
     assert_eq!((primary.ledger().len(), fallback.ledger().len()), (0, 1));
-    let alerts = audit::list(
-        &db,
-        &audit::Filter {
-            action: Some("alert.".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("audit");
+    let alerts = alerts(&db).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
 }
 on_both!(a_failover_code_waits_for_a_paused_fallback_and_the_broken_primary_alerts);

@@ -338,6 +338,17 @@ async fn retry(
     } else {
         format!("{reason}; trying again at {when}")
     };
+    retry_event(tx, id, now, code, &detail).await
+}
+
+/// The timeline's line for a retry.
+async fn retry_event(
+    tx: &mut Tx,
+    id: i64,
+    now: i64,
+    code: Option<u32>,
+    detail: &str,
+) -> Result<(), DbError> {
     event(
         tx,
         id,
@@ -346,7 +357,7 @@ async fn retry(
             kind: "retry",
             status: None,
             error_code: code.map(i64::from),
-            detail: &detail,
+            detail,
             provider_sid: None,
         },
     )
@@ -389,19 +400,7 @@ async fn hold(tx: &mut Tx, id: i64, until: i64, why: Hold, now: i64) -> Result<(
     .await?
     .rows_affected());
     let detail = format!("{reason}; trying again at {when} (this attempt does not count)");
-    event(
-        tx,
-        id,
-        now,
-        NewEvent {
-            kind: "retry",
-            status: None,
-            error_code: code.map(i64::from),
-            detail: &detail,
-            provider_sid: None,
-        },
-    )
-    .await
+    retry_event(tx, id, now, code, &detail).await
 }
 
 async fn fail(
