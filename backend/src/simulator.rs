@@ -324,6 +324,9 @@ impl Simulator {
             due
         };
         let mut answered = 0;
+        // Callbacks smsdesk could not be reached for (it is stopping, or busy): tried again in a
+        // second, like Twilio's retry of a connection that failed; one log line for them all.
+        let mut unreached: Vec<(PendingCallback, String)> = Vec::new();
         for cb in due {
             let (to, from) = {
                 let state = self.lock();
@@ -361,9 +364,22 @@ impl Simulator {
                 Ok(r) => {
                     tracing::warn!(status = %r.status(), sid = %cb.sid, "simulated status callback refused")
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, sid = %cb.sid, "simulated status callback not delivered")
-                }
+                Err(e) => unreached.push((cb, e.to_string())),
+            }
+        }
+        if let Some((_, error)) = unreached.first() {
+            tracing::warn!(
+                error = %error,
+                callbacks = unreached.len(),
+                "simulated status callbacks could not reach smsdesk; trying them again in a second"
+            );
+            let mut state = self.lock();
+            for (cb, _) in unreached {
+                state.sequence += 1;
+                let seq = state.sequence;
+                state
+                    .pending
+                    .insert((now.saturating_add(1_000_000), seq), cb);
             }
         }
         answered
