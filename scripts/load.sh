@@ -3,6 +3,7 @@
 # release build on this machine, with the simulator sending and its worker running:
 #  - intake, one message per request (POST /api/v1/messages), 32 connections;
 #  - intake, 100 messages per request (POST /api/v1/messages/batch), 8 connections;
+#  (each message to one of 40,000 numbers, taken in turn from files of request bodies)
 #  - Twilio's incoming-message webhook, signed (the same message again and again: each request is
 #    a signature check and a replay lookup; make bench times distinct messages);
 # each for LOAD_SECONDS (default 300) on SQLite and on PostgreSQL: requests per second, p50 and
@@ -91,10 +92,21 @@ load() { # name, expected status, oha arguments...
   report "$(printf '%-34s %s' "$name" "$(summary "$OUT/$name.json" "$expected")")"
 }
 
-one='{"to": "+14155552671", "body": "Shipment SS-1042 picked up. Reply STOP to opt out."}'
-batch=$(python3 -c '
-import json
-print(json.dumps({"messages": [{"to": f"+1415555{2000 + i:04d}", "body": f"Shipment SS-{i} picked up."} for i in range(100)]}))')
+# Request bodies, one per line (oha takes them in turn): each message to another of 40,000
+# numbers, as SafeShipper's traffic is (a recipient gets a few messages a day, not thousands).
+python3 - "$OUT" <<'PY'
+import json, random, sys
+random.seed(1)
+areas = ["212", "312", "415", "617"]
+def number():
+    return f"+1{random.choice(areas)}555{random.randint(0, 9999):04d}"
+with open(f"{sys.argv[1]}/one.jsonl", "w") as f:
+    for i in range(20000):
+        f.write(json.dumps({"to": number(), "body": f"Shipment SS-{i} picked up. Reply STOP to opt out."}) + "\n")
+with open(f"{sys.argv[1]}/batch.jsonl", "w") as f:
+    for b in range(500):
+        f.write(json.dumps({"messages": [{"to": number(), "body": f"Shipment SS-{b}-{i} picked up."} for i in range(100)]}) + "\n")
+PY
 inbound_form='AccountSid=AC00000000000000000000000000000000&Body=Running+20+minutes+late&From=%2B14155552671&MessageSid=SM0123456789abcdef0123456789abcdef&To=%2B15005550006'
 signature=$(tools/bench/.venv/bin/python - "$TOKEN" "$BASE/webhooks/twilio/inbound" "$inbound_form" <<'PY'
 import sys, urllib.parse
@@ -117,15 +129,15 @@ for db in sqlite postgres; do
   start_server
   say "load on $db: ${LOAD_SECONDS}s each"
   load "$db: intake, one message" 202 -c 32 -m POST -a "$KEY_ID:$KEY_SECRET" \
-    -H 'content-type: application/json' -d "$one" "$BASE/api/v1/messages"
+    -H 'content-type: application/json' -Z "$OUT/one.jsonl" "$BASE/api/v1/messages"
   load "$db: intake, 100 per batch" 202 -c 8 -m POST -a "$KEY_ID:$KEY_SECRET" \
-    -H 'content-type: application/json' -d "$batch" "$BASE/api/v1/messages/batch"
+    -H 'content-type: application/json' -Z "$OUT/batch.jsonl" "$BASE/api/v1/messages/batch"
   load "$db: inbound webhook, signed" 200 -c 32 -m POST -H "X-Twilio-Signature: $signature" \
     -H 'content-type: application/x-www-form-urlencoded' -d "$inbound_form" "$BASE/webhooks/twilio/inbound"
   if [ "$db" = postgres ]; then
     say "soak on postgres: ${SOAK_SECONDS}s at 100 requests/s"
     oha --no-tui --output-format json -z "${SOAK_SECONDS}s" -q 100 -c 8 -m POST -a "$KEY_ID:$KEY_SECRET" \
-      -H 'content-type: application/json' -d "$one" "$BASE/api/v1/messages" > "$OUT/soak.json" &
+      -H 'content-type: application/json' -Z "$OUT/one.jsonl" "$BASE/api/v1/messages" > "$OUT/soak.json" &
     LOADER=$!
     : > "$OUT/soak-samples.txt"
     while kill -0 "$LOADER" 2>/dev/null; do

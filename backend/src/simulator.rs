@@ -6,10 +6,12 @@
 //!
 //! Callbacks are due at a time; [`Simulator::post_due`] posts those due by `now`. The server calls
 //! it on a timer; tests call it with the time they choose. Seedable, so a test gets the same sids
-//! and outcomes every run. The simulator's ledger is kept in memory: after a restart it has
-//! forgotten earlier messages, as a fresh fake Twilio would.
+//! and outcomes every run. The simulator's ledger is kept in memory, the newest
+//! [`LEDGER_CAPACITY`] messages (a long-running instance does not grow without end; smsdesk asks
+//! about a message within minutes of sending it, and for its price within a week): after a
+//! restart it has forgotten earlier messages, as a fresh fake Twilio would.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -90,10 +92,15 @@ struct PendingCallback {
     price: Option<Money>,
 }
 
+/// How many messages the simulator remembers (the oldest are forgotten first).
+pub const LEDGER_CAPACITY: usize = 100_000;
+
 struct State {
     rng: StdRng,
-    /// Every message created, by sid.
+    /// The newest messages created, by sid.
     ledger: BTreeMap<String, Message>,
+    /// Their sids, oldest first.
+    order: VecDeque<String>,
     /// Callbacks by (due time, sequence).
     pending: BTreeMap<(i64, u64), PendingCallback>,
     sequence: u64,
@@ -146,6 +153,7 @@ impl Simulator {
             state: Mutex::new(State {
                 rng,
                 ledger: BTreeMap::new(),
+                order: VecDeque::new(),
                 pending: BTreeMap::new(),
                 sequence: 0,
             }),
@@ -222,6 +230,12 @@ impl Simulator {
             date_updated: micros_to_datetime(now),
         };
         state.ledger.insert(sid.clone(), created.clone());
+        state.order.push_back(sid.clone());
+        while state.order.len() > LEDGER_CAPACITY {
+            if let Some(oldest) = state.order.pop_front() {
+                state.ledger.remove(&oldest);
+            }
+        }
         if let Some(url) = &message.status_callback {
             let sent_at = now + i64::from(settings.sent_after_ms) * 1_000;
             let final_at = sent_at + i64::from(settings.final_after_ms) * 1_000;
@@ -439,6 +453,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_ledger_keeps_the_newest_messages_and_forgets_the_oldest() {
+        let sim = simulator();
+        let settings = SimulatorSettings::default();
+        let mut without_callback = message("+14155552671");
+        without_callback.status_callback = None;
+        let first = sim
+            .create(&without_callback, 0, &settings)
+            .expect("created");
+        let mut last = first.clone();
+        for i in 0..LEDGER_CAPACITY {
+            last = sim
+                .create(&without_callback, i as i64, &settings)
+                .expect("created");
+        }
+        assert!(sim.fetch(&first.sid).is_err(), "the oldest is forgotten");
+        assert!(sim.fetch(&last.sid).is_ok());
+        assert_eq!(sim.lock().ledger.len(), LEDGER_CAPACITY);
     }
 
     #[test]
