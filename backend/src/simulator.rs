@@ -19,6 +19,7 @@ use domain::money::Money;
 use domain::segments::SegmentedMessage;
 use domain::signature::AuthToken;
 use domain::status::MessageStatus;
+use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -91,6 +92,9 @@ struct PendingCallback {
     /// known only once the message has left, and only a fetch of the message shows it).
     price: Option<Money>,
 }
+
+/// Callbacks posted at once (each message's in order).
+const CALLBACK_LANES: usize = 32;
 
 /// How many messages the simulator remembers (the oldest are forgotten first).
 pub const LEDGER_CAPACITY: usize = 100_000;
@@ -315,8 +319,9 @@ impl Simulator {
         self.lock().pending.keys().next().map(|(at, _)| *at)
     }
 
-    /// Posts every callback due by `now`, signed, in due order; returns how many were answered
-    /// with a 2xx. A callback that fails to post is dropped, as Twilio gives up on them too.
+    /// Posts every callback due by `now`, signed, each message's in due order; returns how many
+    /// were answered with a 2xx. One that smsdesk refuses is dropped, as Twilio gives up on them
+    /// too; one that cannot reach smsdesk is tried again a second later.
     pub async fn post_due(&self, now: i64) -> usize {
         let due: Vec<PendingCallback> = {
             let mut state = self.lock();
@@ -337,50 +342,30 @@ impl Simulator {
             }
             due
         };
-        let mut answered = 0;
-        // Callbacks smsdesk could not be reached for (it is stopping, or busy): tried again in a
-        // second, like Twilio's retry of a connection that failed; one log line for them all.
-        let mut unreached: Vec<(PendingCallback, String)> = Vec::new();
+        // Each message's callbacks in order, messages side by side (as Twilio posts them: one
+        // at a time would fall behind a busy smsdesk, and the backlog would grow without end).
+        let mut groups: Vec<Vec<PendingCallback>> = Vec::new();
+        let mut group_of: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         for cb in due {
-            let (to, from) = {
-                let state = self.lock();
-                state
-                    .ledger
-                    .get(&cb.sid)
-                    .map(|m| (m.to.clone(), m.from.clone().unwrap_or_default()))
-                    .unwrap_or_default()
-            };
-            let mut params: Vec<(&str, String)> = vec![
-                ("AccountSid", self.account_sid.clone()),
-                ("ApiVersion", "2010-04-01".to_owned()),
-                ("From", from),
-                ("MessageSid", cb.sid.clone()),
-                ("MessageStatus", cb.status.as_str().to_owned()),
-                ("SmsSid", cb.sid.clone()),
-                ("SmsStatus", cb.status.as_str().to_owned()),
-                ("To", to),
-            ];
-            if let Some((code, text)) = cb.error {
-                params.push(("ErrorCode", code.to_string()));
-                params.push(("ErrorMessage", text.to_owned()));
-            }
-            let signature = domain::signature::sign(&self.token, &cb.url, &params);
-            let posted = self
-                .http
-                .post(&cb.url)
-                .header("X-Twilio-Signature", signature)
-                .header("User-Agent", "TwilioProxy/1.1 (smsdesk simulator)")
-                .form(&params)
-                .send()
-                .await;
-            match posted {
-                Ok(r) if r.status().is_success() => answered += 1,
-                Ok(r) => {
-                    tracing::warn!(status = %r.status(), sid = %cb.sid, "simulated status callback refused")
+            match group_of.get(&cb.sid) {
+                Some(&i) => groups[i].push(cb),
+                None => {
+                    group_of.insert(cb.sid.clone(), groups.len());
+                    groups.push(vec![cb]);
                 }
-                Err(e) => unreached.push((cb, e.to_string())),
             }
         }
+        let posted: Vec<(usize, Vec<(PendingCallback, String)>)> = futures::stream::iter(groups)
+            .map(|group| self.post_in_order(group))
+            .buffer_unordered(CALLBACK_LANES)
+            .collect()
+            .await;
+        let answered = posted.iter().map(|(n, _)| n).sum();
+        // Callbacks smsdesk could not be reached for (it is stopping, or busy): tried again in a
+        // second, like Twilio's retry of a connection that failed; one log line for them all.
+        let unreached: Vec<(PendingCallback, String)> =
+            posted.into_iter().flat_map(|(_, u)| u).collect();
         if let Some((_, error)) = unreached.first() {
             tracing::warn!(
                 error = %error,
@@ -397,6 +382,71 @@ impl Simulator {
             }
         }
         answered
+    }
+
+    /// Posts one message's callbacks in order: how many were answered with a 2xx, and those
+    /// that could not reach smsdesk (from the first that failed on, so the order holds).
+    async fn post_in_order(
+        &self,
+        group: Vec<PendingCallback>,
+    ) -> (usize, Vec<(PendingCallback, String)>) {
+        let mut answered = 0;
+        let mut group = group.into_iter();
+        while let Some(cb) = group.next() {
+            match self.post(&cb).await {
+                Ok(true) => answered += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    let mut unreached = vec![(cb, e)];
+                    unreached.extend(group.map(|cb| (cb, String::new())));
+                    return (answered, unreached);
+                }
+            }
+        }
+        (answered, Vec::new())
+    }
+
+    /// Posts one callback, signed: whether smsdesk answered 2xx, or why it could not be reached.
+    async fn post(&self, cb: &PendingCallback) -> Result<bool, String> {
+        let (to, from) = {
+            let state = self.lock();
+            state
+                .ledger
+                .get(&cb.sid)
+                .map(|m| (m.to.clone(), m.from.clone().unwrap_or_default()))
+                .unwrap_or_default()
+        };
+        let mut params: Vec<(&str, String)> = vec![
+            ("AccountSid", self.account_sid.clone()),
+            ("ApiVersion", "2010-04-01".to_owned()),
+            ("From", from),
+            ("MessageSid", cb.sid.clone()),
+            ("MessageStatus", cb.status.as_str().to_owned()),
+            ("SmsSid", cb.sid.clone()),
+            ("SmsStatus", cb.status.as_str().to_owned()),
+            ("To", to),
+        ];
+        if let Some((code, text)) = cb.error {
+            params.push(("ErrorCode", code.to_string()));
+            params.push(("ErrorMessage", text.to_owned()));
+        }
+        let signature = domain::signature::sign(&self.token, &cb.url, &params);
+        let posted = self
+            .http
+            .post(&cb.url)
+            .header("X-Twilio-Signature", signature)
+            .header("User-Agent", "TwilioProxy/1.1 (smsdesk simulator)")
+            .form(&params)
+            .send()
+            .await;
+        match posted {
+            Ok(r) if r.status().is_success() => Ok(true),
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), sid = %cb.sid, "simulated status callback refused");
+                Ok(false)
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
