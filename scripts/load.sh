@@ -10,6 +10,7 @@
 # p99 latency, answers other than the expected status. Then a soak of SOAK_SECONDS (default 1800)
 # on PostgreSQL at a steady 100 requests per second, recording the process's resident memory and
 # open files every 30 s. The report is printed and kept in target/load/report.txt.
+# LOAD_SECONDS=0 runs only the soak; SOAK_SECONDS=0 only the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOAD_SECONDS="${LOAD_SECONDS:-300}"
@@ -127,6 +128,7 @@ for db in sqlite postgres; do
   esac
   "$BIN" migrate > /dev/null
   start_server
+  if [ "$LOAD_SECONDS" -gt 0 ]; then
   say "load on $db: ${LOAD_SECONDS}s each"
   load "$db: intake, one message" 202 -c 32 -m POST -a "$KEY_ID:$KEY_SECRET" \
     -H 'content-type: application/json' -Z "$OUT/one.jsonl" "$BASE/api/v1/messages"
@@ -134,7 +136,8 @@ for db in sqlite postgres; do
     -H 'content-type: application/json' -Z "$OUT/batch.jsonl" "$BASE/api/v1/messages/batch"
   load "$db: inbound webhook, signed" 200 -c 32 -m POST -H "X-Twilio-Signature: $signature" \
     -H 'content-type: application/x-www-form-urlencoded' -d "$inbound_form" "$BASE/webhooks/twilio/inbound"
-  if [ "$db" = postgres ]; then
+  fi
+  if [ "$db" = postgres ] && [ "$SOAK_SECONDS" -gt 0 ]; then
     say "soak on postgres: ${SOAK_SECONDS}s at 100 requests/s"
     oha --no-tui --output-format json -z "${SOAK_SECONDS}s" -q 100 -c 8 -m POST -a "$KEY_ID:$KEY_SECRET" \
       -H 'content-type: application/json' -Z "$OUT/one.jsonl" "$BASE/api/v1/messages" > "$OUT/soak.json" &
