@@ -226,10 +226,13 @@ pub mod fake_twilio {
     pub struct FakeTwilio {
         pub server: MockServer,
         state: Arc<Mutex<State>>,
+        /// Woken at every create request (tests wait on it instead of polling).
+        arrived: Arc<tokio::sync::Notify>,
     }
 
     struct Responder {
         state: Arc<Mutex<State>>,
+        arrived: Arc<tokio::sync::Notify>,
         /// Every accepted create is answered after this long.
         delay: Duration,
     }
@@ -266,6 +269,7 @@ pub mod fake_twilio {
             let create = request.method.as_str() == "POST";
             if create {
                 state.arrivals.push(chrono::Utc::now().timestamp_micros());
+                self.arrived.notify_waiters();
             }
             match state.storm {
                 Some(Storm::RateLimited { retry_after }) => {
@@ -390,6 +394,7 @@ pub mod fake_twilio {
         pub async fn start_with_delay(delay: Duration) -> FakeTwilio {
             let server = MockServer::start().await;
             let state = Arc::new(Mutex::new(State::default()));
+            let arrived = Arc::new(tokio::sync::Notify::new());
             // Create (POST) and list (GET) share the path and the ledger.
             for verb in ["POST", "GET"] {
                 Mock::given(method(verb))
@@ -398,6 +403,7 @@ pub mod fake_twilio {
                     ))
                     .respond_with(Responder {
                         state: state.clone(),
+                        arrived: arrived.clone(),
                         delay,
                     })
                     .mount(&server)
@@ -409,11 +415,16 @@ pub mod fake_twilio {
                 ))
                 .respond_with(Responder {
                     state: state.clone(),
+                    arrived: arrived.clone(),
                     delay: Duration::ZERO,
                 })
                 .mount(&server)
                 .await;
-            FakeTwilio { server, state }
+            FakeTwilio {
+                server,
+                state,
+                arrived,
+            }
         }
 
         /// From now on, a fetch of `sid` reports this price (`-0.00830`) in `unit` (`USD`).
@@ -451,6 +462,29 @@ pub mod fake_twilio {
         /// From now on every request is answered as `storm` says (`None`: calm again).
         pub fn storm(&self, storm: Option<Storm>) {
             self.state.lock().unwrap_or_else(|p| p.into_inner()).storm = storm;
+        }
+
+        /// Waits (woken by each create request, at most 30 s) until `n` creates have arrived.
+        pub async fn until_arrivals(&self, n: usize) {
+            let wait = async {
+                loop {
+                    let next = self.arrived.notified();
+                    tokio::pin!(next);
+                    next.as_mut().enable();
+                    if self.arrivals().len() >= n {
+                        return;
+                    }
+                    next.await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), wait)
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{} of {n} requests reached the fake in 30 s",
+                        self.arrivals().len()
+                    )
+                });
         }
 
         /// When every create request arrived (µs since the epoch), accepted or refused.

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backend::audit::Actor;
 use backend::testing::Backend;
@@ -20,15 +20,6 @@ use serde_json::{Value, json};
 use server::settings::TwilioSettings;
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-
-/// Waits (polling, with a deadline) until `done` says so.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_going_away_and_coming_back_loses_nothing() {
@@ -96,7 +87,7 @@ async fn the_database_going_away_and_coming_back_loses_nothing() {
         let result = worker.try_execute_task(t0).await;
         (worker, result)
     });
-    until("the sends reach Twilio", || fake.arrivals().len() == 20).await;
+    fake.until_arrivals(20).await;
     proxy.cut();
     let (worker, result) = step.await.expect("the step ends");
     assert!(
