@@ -6,6 +6,7 @@
 #    Twilio against a plain HTTP client on the same fake, signed incoming-message webhooks (per
 #    second, p50/p99);
 #  - several instances: dispatch with 1, 2 and 3 smsdesk processes on one PostgreSQL database;
+#  - faults: failover switch and return times, recovery after a database outage;
 #  - two-factor codes: start of a verification to its text at a fake Twilio (p50/p99), checks/s;
 #  - the delivery log with 1,000,000 messages: each filter's page and counts, p50/p95;
 #  - the console: release wasm size, and keystroke-to-counter time for a 1,600-character body in
@@ -46,6 +47,8 @@ say "two-factor codes: a verification's start to its text at a local fake Twilio
 cargo bench --locked -p server --bench verify
 say "several instances: dispatch with 1, 2 and 3 smsdesk processes on one PostgreSQL database (release build)"
 cargo bench --locked -p server --bench instances
+say "faults: failover switch and return times with a fallback provider, recovery after a 5 s database outage (release build, PostgreSQL)"
+cargo bench --locked -p server --bench faults
 say "the delivery log at size: 1,000,000 messages seeded into SQLite and PostgreSQL, each filter's page and counts (p50/p95)"
 cargo bench --locked -p backend --bench log
 say "the console in Chromium: keystroke to counter update (release build)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The fuzz targets in fuzz/ (cargo-fuzz, libFuzzer, nightly): segments, phone numbers, template
-# bodies, webhook forms and signatures, Twilio's Pricing JSON and money strings, price-list CSV.
+# bodies, webhook forms and signatures, Twilio's Pricing JSON and money strings, Twilio's Message,
+# list and error answers, price lists, consent imports (CSV), settings files (JSON).
 #   scripts/fuzz.sh              a short pass of each (make test): 20 s per target
 #   scripts/fuzz.sh --runs N     each target for N executions (the long run reported in notes)
 # Without the nightly toolchain (none can be downloaded here) it says so and passes.
@@ -16,11 +17,16 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   say "fuzz: skipped, cargo-fuzz is not installed (bash scripts/tools.sh test installs it)"
   exit 0
 fi
+targets=(segments phone template webhook pricing_json twilio_json price_list consent_csv settings_json)
 limit=(-max_total_time=20)
 if [ "${1:-}" = "--runs" ]; then
   limit=("-runs=${2:?give the number of executions}")
+  shift 2
 fi
-targets=(segments phone template webhook pricing_json price_csv)
+# Named targets only, if any are given after the options.
+if [ $# -gt 0 ]; then
+  targets=("$@")
+fi
 say "fuzz: building ${#targets[@]} targets (nightly, address sanitizer)"
 cargo +nightly fuzz build --fuzz-dir fuzz
 log=$(mktemp)

@@ -487,6 +487,34 @@ pub mod fake_twilio {
                 });
         }
 
+        /// Waits (woken by each create request at any of `fakes`, at most `within`) until `done`
+        /// holds: for a condition over several fakes (a primary and a fallback).
+        pub async fn until_any(
+            fakes: &[&FakeTwilio],
+            within: Duration,
+            what: &str,
+            done: impl Fn() -> bool,
+        ) {
+            let wait = async {
+                loop {
+                    let mut next: Vec<_> = fakes
+                        .iter()
+                        .map(|f| Box::pin(f.arrived.notified()))
+                        .collect();
+                    for n in &mut next {
+                        n.as_mut().enable();
+                    }
+                    if done() {
+                        return;
+                    }
+                    futures::future::select_all(next).await;
+                }
+            };
+            tokio::time::timeout(within, wait)
+                .await
+                .unwrap_or_else(|_| panic!("not {what} in {within:?}"));
+        }
+
         /// When every create request arrived (µs since the epoch), accepted or refused.
         pub fn arrivals(&self) -> Vec<i64> {
             self.state
@@ -615,13 +643,26 @@ pub mod instance {
     }
 
     /// Starts `binary` on `database_url`, sending to the fake Twilio at `twilio`, listening on
-    /// `port`, with `timeout_seconds` for each request to Twilio. Its output is discarded.
+    /// `port`, with `timeout_seconds` for each request to Twilio. Its output is discarded unless
+    /// `SMSDESK_INSTANCE_LOGS` is set.
     pub fn start(
         binary: &str,
         database_url: &str,
         twilio: &str,
         port: u16,
         timeout_seconds: u32,
+    ) -> Child {
+        start_with(binary, database_url, twilio, port, timeout_seconds, &[])
+    }
+
+    /// [`start`] with more settings in its environment (a fallback provider, say).
+    pub fn start_with(
+        binary: &str,
+        database_url: &str,
+        twilio: &str,
+        port: u16,
+        timeout_seconds: u32,
+        more: &[(&str, String)],
     ) -> Child {
         let b64 = base64::engine::general_purpose::STANDARD;
         Command::new(binary)
@@ -639,8 +680,14 @@ pub mod instance {
             .env("TWILIO_API_BASE_URL", twilio)
             .env("SMSDESK_SEND_TIMEOUT_SECONDS", timeout_seconds.to_string())
             .env("RUST_LOG", "warn")
+            .envs(more.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Its log on the caller's stderr when SMSDESK_INSTANCE_LOGS is set (to debug).
+            .stderr(if std::env::var_os("SMSDESK_INSTANCE_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("smsdesk starts")
     }

@@ -269,20 +269,7 @@ impl TwilioClient {
         if status.is_success() {
             return Ok(text);
         }
-        let error: Option<WireError> = serde_json::from_str(&text).ok();
-        Err(TwilioError::Api {
-            status: status.as_u16(),
-            code: error.as_ref().and_then(|e| e.code),
-            // Twilio's texts name the recipient ("The 'To' number +1415... is not valid"):
-            // masked here, so no log or row downstream holds the number.
-            message: error
-                .as_ref()
-                .and_then(|e| e.message.as_deref())
-                .map(domain::redact::mask_numbers)
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
-            more_info: error.and_then(|e| e.more_info),
-            retry_after,
-        })
+        Err(decode_error(status.as_u16(), &text, retry_after))
     }
 
     /// Sends a message: `POST .../Messages.json`.
@@ -308,7 +295,7 @@ impl TwilioClient {
         let text = self
             .send(self.http.post(self.messages_url()).form(&form))
             .await?;
-        parse_message(&text)
+        decode_message(&text)
     }
 
     /// One message by sid: `GET .../Messages/{Sid}.json`.
@@ -317,7 +304,7 @@ impl TwilioClient {
             "{}/2010-04-01/Accounts/{}/Messages/{}.json",
             self.config.base_url, self.config.account_sid, sid
         );
-        parse_message(&self.send(self.http.get(url)).await?)
+        decode_message(&self.send(self.http.get(url)).await?)
     }
 
     /// Messages to `to` sent on or after `sent_on` (UTC day): how an in-doubt send is resolved.
@@ -334,14 +321,116 @@ impl TwilioClient {
         let text = self
             .send(self.http.get(self.messages_url()).query(&query))
             .await?;
-        let page: WirePage =
-            serde_json::from_str(&text).map_err(|e| TwilioError::Decode(e.to_string()))?;
-        page.messages.into_iter().map(Message::try_from).collect()
+        decode_page(&text)
     }
 }
 
-fn parse_message(text: &str) -> Result<Message, TwilioError> {
+/// Twilio's Message JSON (an answer to a create or a fetch): the message, or
+/// [`TwilioError::Decode`] saying which field is not what Twilio sends.
+pub fn decode_message(text: &str) -> Result<Message, TwilioError> {
     let wire: WireMessage =
         serde_json::from_str(text).map_err(|e| TwilioError::Decode(e.to_string()))?;
     Message::try_from(wire)
+}
+
+/// One page of Twilio's Messages list (`{"messages": [...], ...}`): its messages, or
+/// [`TwilioError::Decode`].
+pub fn decode_page(text: &str) -> Result<Vec<Message>, TwilioError> {
+    let page: WirePage =
+        serde_json::from_str(text).map_err(|e| TwilioError::Decode(e.to_string()))?;
+    page.messages.into_iter().map(Message::try_from).collect()
+}
+
+/// A refusal: the HTTP `status`, Twilio's error JSON in `text` when it is one (any other body,
+/// or one without a message, gives the status's reason), and the `Retry-After` seconds if there
+/// were any. Phone numbers
+/// in Twilio's message are masked.
+pub fn decode_error(status: u16, text: &str, retry_after: Option<u32>) -> TwilioError {
+    let error: Option<WireError> = serde_json::from_str(text).ok();
+    let reason = || {
+        reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("error")
+            .to_owned()
+    };
+    TwilioError::Api {
+        status,
+        code: error.as_ref().and_then(|e| e.code),
+        // Twilio's texts name the recipient ("The 'To' number +1415... is not valid"):
+        // masked here, so no log or row downstream holds the number.
+        message: error
+            .as_ref()
+            .and_then(|e| e.message.as_deref())
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(domain::redact::mask_numbers)
+            .unwrap_or_else(reason),
+        more_info: error.and_then(|e| e.more_info),
+        retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message_of(error: &TwilioError) -> &str {
+        match error {
+            TwilioError::Api { message, .. } => message,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_keeps_twilio_s_code_and_text_with_the_number_masked() {
+        let error = decode_error(
+            400,
+            r#"{"code": 21211, "message": "The 'To' number +14155552671 is not a valid phone number.", "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}"#,
+            None,
+        );
+        assert!(matches!(
+            error,
+            TwilioError::Api {
+                code: Some(21211),
+                ..
+            }
+        ));
+        assert_eq!(
+            message_of(&error),
+            "The 'To' number +*********71 is not a valid phone number."
+        );
+        assert!(!error.in_doubt() && !error.rate_limited());
+    }
+
+    /// Found by the `twilio_json` fuzz target: `{"message":""}` gave an empty text.
+    #[test]
+    fn a_refusal_without_a_readable_text_says_the_status() {
+        assert_eq!(
+            message_of(&decode_error(503, r#"{"message":" "}"#, None)),
+            "Service Unavailable"
+        );
+        assert_eq!(
+            message_of(&decode_error(502, "<html>", None)),
+            "Bad Gateway"
+        );
+        let limited = decode_error(429, "", Some(7));
+        assert_eq!(message_of(&limited), "Too Many Requests");
+        assert!(limited.rate_limited() && !limited.in_doubt());
+    }
+
+    #[test]
+    fn an_answer_that_is_not_a_message_leaves_the_send_in_doubt() {
+        for text in [
+            "",
+            "{}",
+            r#"{"sid": "SM1", "status": "sent", "to": "+1", "num_segments": "x"}"#,
+        ] {
+            let error = decode_message(text).expect_err(text);
+            assert!(
+                matches!(error, TwilioError::Decode(_)) && error.in_doubt(),
+                "{text}"
+            );
+        }
+    }
 }

@@ -78,6 +78,97 @@ impl Failover {
     }
 }
 
+impl FailoverRoute {
+    /// A route as the console writes it: a country code, a category, or both (`AU`,
+    /// `emergency`, `AU emergency`).
+    pub fn to_text(&self) -> String {
+        [
+            self.country.clone(),
+            self.category.map(|c| c.as_str().to_owned()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
+    /// Reads [`FailoverRoute::to_text`]'s form (words split by spaces or commas, any case): a
+    /// two-letter word is the country, another is a category. Says what is wrong otherwise.
+    pub fn parse(text: &str) -> Result<FailoverRoute, String> {
+        let mut route = FailoverRoute {
+            country: None,
+            category: None,
+        };
+        for word in text.split([' ', ',', '\t']).filter(|w| !w.is_empty()) {
+            if word.len() == 2 && word.chars().all(|c| c.is_ascii_alphabetic()) {
+                if route.country.is_some() {
+                    return Err(format!(
+                        "{text:?} names two countries: write one route per line"
+                    ));
+                }
+                route.country = Some(word.to_ascii_uppercase());
+            } else {
+                if route.category.is_some() {
+                    return Err(format!(
+                        "{text:?} names two categories: write one route per line"
+                    ));
+                }
+                let category = word.to_ascii_lowercase().parse().map_err(|_| {
+                    format!(
+                        "{word:?} is neither a country code (AU) nor a category (shipment, emergency, two_factor, driver)"
+                    )
+                })?;
+                route.category = Some(category);
+            }
+        }
+        if route.country.is_none() && route.category.is_none() {
+            return Err("an empty route".to_owned());
+        }
+        Ok(route)
+    }
+}
+
+impl Failover {
+    /// The codes as the console writes them: `20003, 20005, 21611`.
+    pub fn codes_text(&self) -> String {
+        self.codes
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Reads codes split by commas, spaces or lines; says which word is not a number.
+    pub fn parse_codes(text: &str) -> Result<Vec<u32>, String> {
+        text.split([',', ' ', '\n', '\t'])
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                w.parse()
+                    .map_err(|_| format!("{w:?} is not an error code: write numbers such as 20003"))
+            })
+            .collect()
+    }
+
+    /// The routes as the console writes them, one per line.
+    pub fn routes_text(&self) -> String {
+        self.routes
+            .iter()
+            .map(FailoverRoute::to_text)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Reads one route per line (blank lines skipped), naming the first bad line.
+    pub fn parse_routes(text: &str) -> Result<Vec<FailoverRoute>, String> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| FailoverRoute::parse(l).map_err(|e| format!("line {}: {e}", i + 1)))
+            .collect()
+    }
+}
+
 impl Default for Failover {
     /// The primary account cannot send at all: authentication failed (20003), the account is not
     /// active (20005), the sender's queue is full (21611).
@@ -365,5 +456,63 @@ mod failover_tests {
         };
         assert!(failover.routes_to_fallback("AU", None));
         assert!(!failover.routes_to_fallback("NZ", Some(Category::Emergency)));
+    }
+
+    #[test]
+    fn routes_and_codes_read_back_what_the_console_writes() {
+        let failover = Failover {
+            codes: vec![20003, 21611],
+            routes: vec![
+                FailoverRoute {
+                    country: Some("AU".into()),
+                    category: None,
+                },
+                FailoverRoute {
+                    country: None,
+                    category: Some(Category::Emergency),
+                },
+                FailoverRoute {
+                    country: Some("NZ".into()),
+                    category: Some(Category::TwoFactor),
+                },
+            ],
+        };
+        assert_eq!(failover.codes_text(), "20003, 21611");
+        assert_eq!(failover.routes_text(), "AU\nemergency\nNZ two_factor");
+        assert_eq!(
+            Failover::parse_codes(&failover.codes_text()),
+            Ok(failover.codes.clone())
+        );
+        assert_eq!(
+            Failover::parse_routes(&failover.routes_text()),
+            Ok(failover.routes.clone())
+        );
+        // Any case, commas, blank lines, the category first.
+        assert_eq!(
+            Failover::parse_routes("au\n\n  Emergency \ntwo_factor, nz"),
+            Ok(failover.routes.clone())
+        );
+        assert_eq!(Failover::parse_codes(""), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_bad_route_or_code_is_named() {
+        let why = Failover::parse_routes("AU\nAustralia").expect_err("a word that is neither");
+        assert!(
+            why.starts_with("line 2:") && why.contains("\"Australia\""),
+            "{why}"
+        );
+        assert!(
+            Failover::parse_routes("AU NZ")
+                .expect_err("two")
+                .contains("two countries")
+        );
+        assert!(
+            Failover::parse_routes("driver emergency")
+                .expect_err("two")
+                .contains("two categories")
+        );
+        let why = Failover::parse_codes("20003, 2OOO5").expect_err("a letter O");
+        assert!(why.contains("\"2OOO5\""), "{why}");
     }
 }

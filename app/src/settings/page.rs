@@ -1,10 +1,10 @@
 //! `/settings` (admins): the sending engine's settings: rate limits, retries, sender pace, geo
 //! permissions, default region, senders, the keyword replies, data protection (retention,
-//! webhook allow list), the simulator's odds. They take effect at the worker's next step,
+//! webhook allow list), when the fallback provider carries messages, the simulator's odds. They take effect at the worker's next step,
 //! without a restart; every change is audited with before and after.
 
 use domain::access::Permission;
-use domain::sending::SendingSettings;
+use domain::sending::{Failover, SendingSettings};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -109,8 +109,16 @@ fn SettingsForm(initial: SendingSettings) -> impl IntoView {
     let settings = RwSignal::new(initial);
     let save = ServerAction::<SaveSendingSettings>::new();
     let saved = move || matches!(save.value().get(), Some(Ok(())));
+    // What is wrong with the failover fields as typed (the settings keep their last good value).
+    let codes_error = RwSignal::new(None::<String>);
+    let routes_error = RwSignal::new(None::<String>);
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        if codes_error.with_untracked(Option::is_some)
+            || routes_error.with_untracked(Option::is_some)
+        {
+            return;
+        }
         save.dispatch(SaveSendingSettings {
             settings: settings.get_untracked(),
         });
@@ -231,6 +239,34 @@ fn SettingsForm(initial: SendingSettings) -> impl IntoView {
                         }/>
                 </div>
                 <p class="muted">"Budgets themselves and the price table are set on the Spend page (finance and admins)."</p>
+            </fieldset>
+            <fieldset>
+                <legend>"Fallback provider"</legend>
+                <p class="muted">"Applies when a fallback account is configured (SMSDESK_FALLBACK_ACCOUNT_SID and the rest, see the README). It carries every message while Twilio is in a storm (429s, 5xx answers, timeouts), and:"</p>
+                <div class="field">
+                    <label for="failover-codes">"A message Twilio refuses with one of these error codes, at once (Twilio sent nothing)"</label>
+                    <input id="failover-codes" prop:value=move || settings.with(|s| s.failover.codes_text())
+                        on:change=move |ev| match Failover::parse_codes(&event_target_value(&ev)) {
+                            Ok(codes) => {
+                                codes_error.set(None);
+                                settings.update(|s| s.failover.codes = codes);
+                            }
+                            Err(why) => codes_error.set(Some(why)),
+                        }/>
+                    {move || codes_error.get().map(|why| view! { <p class="error" role="alert" data-testid="failover-codes-error">{why}</p> })}
+                </div>
+                <div class="field">
+                    <label for="failover-routes">"Messages it carries first, one route per line: a country, a category or both (AU, emergency, NZ two_factor)"</label>
+                    <textarea id="failover-routes" rows="3" prop:value=move || settings.with(|s| s.failover.routes_text())
+                        on:change=move |ev| match Failover::parse_routes(&event_target_value(&ev)) {
+                            Ok(routes) => {
+                                routes_error.set(None);
+                                settings.update(|s| s.failover.routes = routes);
+                            }
+                            Err(why) => routes_error.set(Some(why)),
+                        }></textarea>
+                    {move || routes_error.get().map(|why| view! { <p class="error" role="alert" data-testid="failover-routes-error">{why}</p> })}
+                </div>
             </fieldset>
             <fieldset>
                 <legend>"Simulator"</legend>

@@ -49,12 +49,17 @@ pub enum Refused {
     BadRows(Vec<(usize, String)>),
 }
 
-struct Row {
-    line: usize,
-    e164: String,
-    action: Action,
-    at: i64,
-    evidence: String,
+/// One checked record of an import file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Its line in the file (1 is the header).
+    pub line: usize,
+    pub e164: String,
+    pub action: Action,
+    /// Microseconds since the epoch, UTC.
+    pub at: i64,
+    /// As given, with any phone number in it masked.
+    pub evidence: String,
 }
 
 fn action(text: &str) -> Option<Action> {
@@ -76,8 +81,10 @@ fn time(text: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_micros())
 }
 
-/// Reads and checks every row: the rows, or why nothing can be imported.
-fn read(csv_text: &str, default_region: &str, now: i64) -> Result<Vec<Row>, Refused> {
+/// Reads and checks every row of `csv_text` (numbers without a country code are read in
+/// `default_region`, times must not be after `now`): the rows, or why nothing can be imported.
+/// Touches no storage.
+pub fn read(csv_text: &str, default_region: &str, now: i64) -> Result<Vec<Row>, Refused> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
