@@ -552,12 +552,7 @@ async fn each_twilio_error_class_gets_its_treatment(db: Db) {
     let w = worker(&db, &fake);
     let step = w.try_execute_task(t0).await.expect("step");
     assert_eq!(
-        (
-            step.claimed,
-            step.throttled,
-            step.retry_scheduled,
-            step.failed
-        ),
+        (step.claimed, step.held, step.retry_scheduled, step.failed),
         (5, 1, 0, 4)
     );
 
@@ -1299,7 +1294,7 @@ async fn a_rate_limit_storm_pauses_sending_for_retry_after_and_costs_no_attempt(
 
     // All twenty were in flight before the first 429 came back; each goes back to the outbox.
     let step = w.try_execute_task(t0).await.expect("step");
-    assert_eq!((step.claimed, step.throttled, step.failed), (20, 20, 0));
+    assert_eq!((step.claimed, step.held, step.failed), (20, 20, 0));
     assert_eq!(fake.arrivals().len(), 20);
     let first = view(&db, &views[0].sid).await;
     assert_eq!(
@@ -1328,7 +1323,7 @@ async fn a_rate_limit_storm_pauses_sending_for_retry_after_and_costs_no_attempt(
 
     // Still stormy: one probe, refused, and another pause.
     let probe = w.try_execute_task(resume).await.expect("step");
-    assert_eq!((probe.claimed, probe.throttled), (1, 1));
+    assert_eq!((probe.claimed, probe.held), (1, 1));
     assert_eq!(fake.arrivals().len(), 21);
     let resume = w
         .try_execute_task(resume)
@@ -1807,7 +1802,7 @@ async fn a_failover_code_waits_for_a_paused_fallback_and_the_broken_primary_aler
 
     // The fallback is paused: the message waits for it, not failed, its attempt not counted.
     let step = w.try_execute_task(t0).await.expect("step");
-    assert_eq!((step.claimed, step.throttled, step.failed), (1, 1, 0));
+    assert_eq!((step.claimed, step.held, step.failed), (1, 1, 0));
     let v = view(&db, &m.sid).await;
     assert_eq!((v.state, v.attempts), (MessageState::Waiting, 0));
     assert!(

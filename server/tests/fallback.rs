@@ -10,28 +10,15 @@ use std::time::Duration;
 use backend::audit::Actor;
 use backend::testing::Backend;
 use backend::testing::fake_twilio::{FakeTwilio, Script};
-use common::spawn_app_with;
+use common::{spawn_app_with, twilio_account};
 use domain::signature::AuthToken;
-use secrecy::SecretString;
 use serde_json::json;
-use server::settings::TwilioSettings;
 
 const PRIMARY: &str = "AC0123456789abcdef0123456789abcdef";
 const PRIMARY_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const FALLBACK: &str = "ACfedcba9876543210fedcba9876543210";
 const FALLBACK_TOKEN: &str = "fedcba9876543210fedcba9876543210";
 const FALLBACK_FROM: &str = "+15005550010";
-
-fn account(sid: &str, token: &str, from: &str, base: String) -> TwilioSettings {
-    TwilioSettings {
-        account_sid: sid.to_owned(),
-        auth_token: Some(SecretString::from(token)),
-        phone_number: Some(from.to_owned()),
-        messaging_service_sid: None,
-        api_key: None,
-        api_base_url: base,
-    }
-}
 
 async fn a_refused_message_goes_through_the_fallback_and_its_callbacks_are_checked_with_its_token(
     backend: Backend,
@@ -40,13 +27,13 @@ async fn a_refused_message_goes_through_the_fallback_and_its_callbacks_are_check
     let fallback = FakeTwilio::start().await;
     let (primary_base, fallback_base) = (primary.uri(), fallback.uri());
     let app = spawn_app_with(backend, move |s| {
-        s.twilio = Some(account(
+        s.twilio = Some(twilio_account(
             PRIMARY,
             PRIMARY_TOKEN,
             "+15005550006",
             primary_base,
         ));
-        s.fallback = Some(account(
+        s.fallback = Some(twilio_account(
             FALLBACK,
             FALLBACK_TOKEN,
             FALLBACK_FROM,

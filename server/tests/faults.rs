@@ -15,11 +15,9 @@ use backend::testing::Backend;
 use backend::testing::fake_twilio::FakeTwilio;
 use backend::testing::outage::Proxy;
 use common::spawn_app_with;
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use server::settings::TwilioSettings;
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+use common::TWILIO_ACCOUNT as ACCOUNT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_going_away_and_coming_back_loses_nothing() {
@@ -43,14 +41,12 @@ async fn the_database_going_away_and_coming_back_loses_nothing() {
         url.set_host(Some("127.0.0.1")).expect("host");
         url.set_port(Some(port)).expect("port");
         s.database_url = url.to_string();
-        s.twilio = Some(TwilioSettings {
-            account_sid: ACCOUNT.to_owned(),
-            auth_token: Some(SecretString::from("0123456789abcdef0123456789abcdef")),
-            phone_number: Some("+15005550006".to_owned()),
-            messaging_service_sid: None,
-            api_key: None,
-            api_base_url: base,
-        });
+        s.twilio = Some(common::twilio_account(
+            ACCOUNT,
+            common::TWILIO_TOKEN,
+            "+15005550006",
+            base,
+        ));
     })
     .await;
     let mut settings = backend::settings::SendingSettings::default();

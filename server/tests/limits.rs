@@ -11,10 +11,8 @@ use backend::audit::Actor;
 use backend::testing::Backend;
 use backend::testing::fake_twilio::FakeTwilio;
 use common::spawn_app_with;
-use secrecy::SecretString;
-use server::settings::TwilioSettings;
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+use common::TWILIO_ACCOUNT as ACCOUNT;
 const SECOND: i64 = 1_000_000;
 
 async fn arrivals_never_exceed_the_per_second_limit(backend: Backend) {
@@ -22,14 +20,12 @@ async fn arrivals_never_exceed_the_per_second_limit(backend: Backend) {
     let base = fake.uri();
     let app = spawn_app_with(backend, move |s| {
         s.worker = true;
-        s.twilio = Some(TwilioSettings {
-            account_sid: ACCOUNT.to_owned(),
-            auth_token: Some(SecretString::from("0123456789abcdef0123456789abcdef")),
-            phone_number: Some("+15005550006".to_owned()),
-            messaging_service_sid: None,
-            api_key: None,
-            api_base_url: base,
-        });
+        s.twilio = Some(common::twilio_account(
+            ACCOUNT,
+            common::TWILIO_TOKEN,
+            "+15005550006",
+            base,
+        ));
     })
     .await;
     let mut settings = backend::settings::SendingSettings::default();

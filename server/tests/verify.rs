@@ -247,16 +247,12 @@ on_both!(the_simulator_inbox_is_for_api_keys_and_admins);
 
 async fn there_is_no_simulator_inbox_when_sending_for_real(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
-        s.twilio = Some(server::settings::TwilioSettings {
-            account_sid: "AC0123456789abcdef0123456789abcdef".to_owned(),
-            auth_token: Some(secrecy::SecretString::from(
-                "0123456789abcdef0123456789abcdef",
-            )),
-            phone_number: Some("+15005550006".to_owned()),
-            messaging_service_sid: None,
-            api_key: None,
-            api_base_url: "http://127.0.0.1:9".to_owned(),
-        });
+        s.twilio = Some(common::twilio_account(
+            common::TWILIO_ACCOUNT,
+            common::TWILIO_TOKEN,
+            "+15005550006",
+            "http://127.0.0.1:9".to_owned(),
+        ));
     })
     .await;
     let key = api_key(&app).await;

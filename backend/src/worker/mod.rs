@@ -229,7 +229,7 @@ pub struct Step {
     pub not_started: usize,
     /// Nothing sent and back in the outbox for later, the attempt not counted: refused for
     /// Twilio's rate (429), or its provider is paused.
-    pub throttled: usize,
+    pub held: usize,
     /// Sending is paused until then (µs): Twilio is in a storm (`breaker`); nothing was claimed.
     pub paused_until: Option<i64>,
     pub failed: usize,

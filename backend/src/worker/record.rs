@@ -71,7 +71,7 @@ impl Worker {
                     };
                     telemetry::dispatched("held", code);
                     held.push((c.id, until, why));
-                    step.throttled += 1;
+                    step.held += 1;
                 }
                 Outcome::FailedOver(m, code) => {
                     telemetry::dispatched("failed_over", Some(code));

@@ -36,6 +36,29 @@ macro_rules! on_both {
 /// The auth token the simulator signs callbacks with in tests (so tests can sign and forge).
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 
+/// A Twilio account the tests send as (the fakes accept any): its sid and auth token.
+pub const TWILIO_ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TWILIO_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// Twilio settings for the account `sid` (auth `token`), sending from `from` to `base` (a fake
+/// Twilio's address).
+#[allow(dead_code)]
+pub fn twilio_account(
+    sid: &str,
+    token: &str,
+    from: &str,
+    base: String,
+) -> server::settings::TwilioSettings {
+    server::settings::TwilioSettings {
+        account_sid: sid.to_owned(),
+        auth_token: Some(SecretString::from(token)),
+        phone_number: Some(from.to_owned()),
+        messaging_service_sid: None,
+        api_key: None,
+        api_base_url: base,
+    }
+}
+
 pub struct TestApp {
     pub address: SocketAddr,
     pub db: backend::db::Db,
