@@ -174,6 +174,9 @@ impl TestApp {
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
+                // A request the server never answers fails the test and names its path (one
+                // hung once in CI, unexplained), rather than hanging the run.
+                .timeout(std::time::Duration::from_secs(60))
                 .default_headers(headers)
                 .build()
                 .expect("client"),
@@ -234,7 +237,7 @@ impl Client {
                 .get(format!("{}{path}", self.base))
                 .send()
                 .await
-                .expect("GET"),
+                .unwrap_or_else(|e| panic!("GET {path}: {e}")),
         )
         .await
     }
