@@ -2,7 +2,7 @@
 # The fuzz targets in fuzz/ (cargo-fuzz, libFuzzer, nightly): segments, phone numbers, template
 # bodies, webhook forms and signatures, Twilio's Pricing JSON and money strings, Twilio's Message,
 # list and error answers, price lists, consent imports (CSV), settings files (JSON).
-#   scripts/fuzz.sh              a short pass of each (make test): 20 s per target
+#   scripts/fuzz.sh              a short pass of each (make test): 10 s per target
 #   scripts/fuzz.sh --runs N     each target for N executions (the long run reported in notes)
 # Without the nightly toolchain (none can be downloaded here) it says so and passes.
 set -euo pipefail
@@ -18,7 +18,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   exit 0
 fi
 targets=(segments phone template webhook pricing_json twilio_json price_list consent_csv settings_json)
-limit=(-max_total_time=20)
+limit=(-max_total_time=10)
 if [ "${1:-}" = "--runs" ]; then
   limit=("-runs=${2:?give the number of executions}")
   shift 2
