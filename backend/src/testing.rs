@@ -633,6 +633,30 @@ pub mod instance {
     /// The data key every instance of one database shares (`[3; 32]`).
     pub const DATA_KEY: [u8; 32] = [3u8; 32];
 
+    /// Waits until the instance on `port` answers `/readyz` with 200, polling every 10 ms for
+    /// at most a minute (a separate process: nothing in it to wake on). When it did (µs).
+    pub async fn until_ready(port: u16) -> i64 {
+        let http = reqwest::Client::new();
+        let deadline = crate::db::now_micros() + 60_000_000;
+        loop {
+            let ready = http
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            let now = crate::db::now_micros();
+            if ready {
+                return now;
+            }
+            assert!(
+                now < deadline,
+                "the instance on port {port} was not ready in a minute"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// A port nobody listens on now.
     pub fn free_port() -> u16 {
         TcpListener::bind("127.0.0.1:0")

@@ -20,7 +20,7 @@ use backend::audit::Actor;
 use backend::db::now_micros;
 use backend::testing::TestDb;
 use backend::testing::fake_twilio::{FakeTwilio, Storm};
-use backend::testing::instance::{free_port, start_with};
+use backend::testing::instance::{free_port, start_with, until_ready};
 use backend::testing::outage::Proxy;
 use serde_json::json;
 
@@ -101,25 +101,6 @@ impl Client {
         let _ = stop.send(());
         task.await.expect("the client");
         posts.lock().expect("posts").clone()
-    }
-}
-
-/// Polls `/readyz` of a separate process every 10 ms (nothing in it to wake on).
-async fn until_ready(port: u16) -> i64 {
-    let http = reqwest::Client::new();
-    let deadline = now_micros() + 60_000_000;
-    loop {
-        let ready = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return now_micros();
-        }
-        assert!(now_micros() < deadline, "not ready in a minute");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

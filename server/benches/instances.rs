@@ -14,21 +14,11 @@ use std::time::{Duration, Instant};
 use backend::audit::Actor;
 use backend::testing::TestDb;
 use backend::testing::fake_twilio::FakeTwilio;
-use backend::testing::instance::{free_port, start};
+use backend::testing::instance::{free_port, start, until_ready};
 use serde_json::json;
 
 const MESSAGES: usize = 6_000;
 const BATCH: usize = 1_000;
-
-/// Polls `done` every 10 ms until it holds or two minutes have passed (a separate process's
-/// readiness: nothing to wake on).
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// Messages per second with `n` instances.
 async fn run(n: usize) -> f64 {
@@ -52,17 +42,10 @@ async fn run(n: usize) -> f64 {
             )
         })
         .collect();
-    let http = reqwest::Client::new();
-    for port in &ports {
-        let url = format!("http://127.0.0.1:{port}/readyz");
-        until("an instance is ready", async || {
-            http.get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
+    for &port in &ports {
+        until_ready(port).await;
     }
+    let http = reqwest::Client::new();
     let started = Instant::now();
     let posts = (0..MESSAGES / BATCH).map(|b| {
         let port = ports[b % n];
