@@ -436,6 +436,26 @@ pub mod fake_twilio {
                 .insert(sid.to_owned(), (price.to_owned(), unit.to_owned()));
         }
 
+        /// From now on `sid` is gone, as a message deleted at Twilio: a fetch of it is 404.
+        pub fn forget(&self, sid: &str) {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ledger
+                .retain(|c| c.sid != sid);
+        }
+
+        /// How many single-message fetches (`GET .../Messages/{Sid}.json`) it has received.
+        pub async fn fetches(&self) -> usize {
+            self.server
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| r.method.as_str() == "GET" && r.url.path().contains("/Messages/SM"))
+                .count()
+        }
+
         pub fn uri(&self) -> String {
             self.server.uri()
         }

@@ -188,3 +188,105 @@ async fn the_simulator_charges_the_price_table(db: Db) {
     assert_eq!(price_of(&db, &m.sid).await, Some(16_600));
 }
 on_both!(the_simulator_charges_the_price_table);
+
+/// Sends `n` messages (at `t0`, to distinct numbers) through the fake; their Twilio sids.
+async fn send_many(db: &Db, fake: &FakeTwilio, n: usize, t0: i64) -> Vec<String> {
+    let provider = twilio(fake);
+    let mut views = Vec::with_capacity(n);
+    for i in 0..n {
+        views.push(send(db, &format!("+1415555{:04}", 1000 + i), "Depot 5 at 11", t0).await);
+    }
+    let w = worker(db, provider);
+    let mut sent = 0;
+    while sent < n {
+        let step = w.try_execute_task(t0).await.expect("step").sent;
+        assert!(step > 0, "the worker sent nothing with {sent} of {n} out");
+        sent += step;
+    }
+    let mut sids = Vec::with_capacity(n);
+    for v in &views {
+        sids.push(
+            outbox::find(db, &key(), &v.sid)
+                .await
+                .expect("db")
+                .expect("found")
+                .provider_sid
+                .expect("sent"),
+        );
+    }
+    sids
+}
+
+async fn a_run_prices_a_busy_minute_and_forgets_what_twilio_deleted(db: Db) {
+    let fake = FakeTwilio::start().await;
+    let provider = twilio(&fake);
+    let t0 = now_micros();
+    // More than the old 100 a run: a minute of 4 messages a second.
+    let sids = send_many(&db, &fake, 240, t0).await;
+    for sid in &sids[..238] {
+        fake.set_price(sid, "-0.00830", "USD");
+    }
+    // Two Twilio no longer holds (deleted through its API, or redacted).
+    fake.forget(&sids[238]);
+    fake.forget(&sids[239]);
+    let run = backend::late_prices::fetch(&db, &provider, None, t0 + 3 * MINUTE)
+        .await
+        .expect("db");
+    assert_eq!(
+        run,
+        backend::late_prices::Fetched {
+            asked: 240,
+            priced: 238,
+            gone: 2,
+            skipped: 0
+        }
+    );
+    assert_eq!(fake.fetches().await, 240, "each asked about once");
+    // Two hours on, the two gone ones are not asked about again (nothing else is left).
+    let later = backend::late_prices::fetch(&db, &provider, None, t0 + 123 * MINUTE)
+        .await
+        .expect("db");
+    assert_eq!(later, backend::late_prices::Fetched::default());
+    assert_eq!(fake.fetches().await, 240);
+    // They stay on the spend page's list of unpriced messages.
+    let unpriced = backend::spend::unpriced(&db, t0 - MINUTE, t0 + 2 * 24 * 60 * MINUTE, 10)
+        .await
+        .expect("db");
+    assert_eq!(unpriced.len(), 2);
+}
+on_both!(a_run_prices_a_busy_minute_and_forgets_what_twilio_deleted);
+
+async fn a_run_stops_asking_when_twilio_stops_answering(db: Db) {
+    use backend::testing::fake_twilio::Storm;
+    let fake = FakeTwilio::start().await;
+    let provider = twilio(&fake);
+    let t0 = now_micros();
+    let sids = send_many(&db, &fake, 60, t0).await;
+    for sid in &sids {
+        fake.set_price(sid, "-0.00830", "USD");
+    }
+    fake.storm(Some(Storm::Unavailable));
+    let stormy = backend::late_prices::fetch(&db, &provider, None, t0 + 3 * MINUTE)
+        .await
+        .expect("db");
+    // Five failures in a row stop it; those already under way (ten at a time) finish.
+    assert_eq!(stormy.priced, 0);
+    assert!(
+        (5..=15).contains(&stormy.asked),
+        "asked {} during the storm",
+        stormy.asked
+    );
+    assert_eq!(stormy.asked + stormy.skipped, 60);
+    // Twilio answers again: the next run (a minute later) asks the ones it skipped; the failed
+    // ones wait for their hour.
+    fake.storm(None);
+    let next = backend::late_prices::fetch(&db, &provider, None, t0 + 4 * MINUTE)
+        .await
+        .expect("db");
+    assert_eq!((next.asked, next.priced), (stormy.skipped, stormy.skipped));
+    let hour = backend::late_prices::fetch(&db, &provider, None, t0 + 64 * MINUTE)
+        .await
+        .expect("db");
+    assert_eq!((hour.asked, hour.priced), (stormy.asked, stormy.asked));
+}
+on_both!(a_run_stops_asking_when_twilio_stops_answering);

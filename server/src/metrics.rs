@@ -44,6 +44,24 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Drains the histograms' recorded values into their buckets every few seconds, as a scrape
+/// does: without it an instance nobody scrapes keeps every value it ever recorded (two a
+/// message sent), growing without end.
+pub async fn keep_up(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let every = std::time::Duration::from_secs(5);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => handle().run_upkeep(),
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}
+
 /// What `/metrics` needs.
 #[derive(Clone)]
 pub struct Metrics {

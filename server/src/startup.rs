@@ -261,7 +261,8 @@ impl Application {
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
 
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let tasks = sending.spawn(&settings, stop_rx);
+        let mut tasks = sending.spawn(&settings, stop_rx.clone());
+        tasks.push(tokio::spawn(crate::metrics::keep_up(stop_rx)));
         Ok(Application {
             listener,
             address,
