@@ -1,7 +1,7 @@
 //! The delivery log at size: seeds `SMSDESK_LOG_MESSAGES` messages (1,000,000 unless set) into a
 //! fresh SQLite file and a fresh PostgreSQL database (`SMSDESK_TEST_POSTGRES_URL`), then times
 //! every filter of the log: the first page (50 rows, one query) and the counts per status as the
-//! page asks for them (a search by text counted up to 10,000), each
+//! page asks for them (a search by text counted up to `delivery::TEXT_COUNT_CAP`), each
 //! asked 20 times, p50 and p95 in milliseconds (the target: p95 < 50 ms for each); then
 //! the whole log exported as CSV the way the server streams it, with its time and peak memory.
 //! `make bench` runs it.

@@ -497,10 +497,13 @@ pub async fn counts(db: &Db, filter: &Filter) -> Result<Vec<(MessageStatus, i64)
     Ok(counts)
 }
 
-/// Most messages a search by text counts: past it the log says "10,000+" and its counts per
+/// Most messages a search by text counts: past it the log says "1000+" and its counts per
 /// status cover the newest ones. A common word can match most of the outbox, and counting all
-/// of them would take as long as reading them (a page and the CSV export are not capped).
-pub const TEXT_COUNT_CAP: i64 = 10_000;
+/// of them would take as long as reading them (a page and the CSV export are not capped). On
+/// PostgreSQL the trigram index cannot hand out its matches newest first, so the newest are
+/// found by reading the log backwards and testing each body: at a million messages, 10,000
+/// matches of a phrase in one body out of seven took 160 ms, 1,000 take under 20 ms.
+pub const TEXT_COUNT_CAP: i64 = 1_000;
 
 /// The log's counts per status, and whether they stopped at [`TEXT_COUNT_CAP`].
 #[derive(Debug, Clone, PartialEq, Eq)]

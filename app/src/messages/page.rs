@@ -304,7 +304,7 @@ fn LogTable(query: LogQuery, view: LogView, updates: RwSignal<LogChanges>) -> im
         Some("problems") => problems,
         Some(s) => counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n),
     };
-    // Past the cap a count is a floor: "10,000+".
+    // Past the cap a count is a floor: "1000+".
     let shown_count = move |n: i64| {
         if capped {
             format!("{n}+")
