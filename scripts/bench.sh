@@ -18,7 +18,7 @@ say() { printf '==> %s\n' "$*"; }
 
 bash scripts/tools.sh bench
 say "criterion: smsdesk's domain crate (release build)"
-cargo bench --locked -p domain --bench segments --bench signature -- --noplot
+cargo bench --locked -p domain --bench segments --bench signature --bench phone -- --noplot
 say "Twilio's JS calculator on the same bodies"
 js=$(node tools/segment-calculator/bench.js)
 say "twilio-python's RequestValidator on the same callback"

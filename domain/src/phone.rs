@@ -579,7 +579,7 @@ fn split_country_code(digits: &str) -> Option<(u16, &str)> {
 }
 
 /// `maybeStripNationalPrefixAndCarrierCode`; returns whether it stripped.
-fn strip_national_prefix(number: &mut String, meta: &Metadata) -> bool {
+fn strip_national_prefix(number: &mut String, meta: &'static Metadata) -> bool {
     // libphonenumber's metadata build defaults the pattern to the national prefix; the crate's
     // does not.
     let Some(pattern) = meta
@@ -631,7 +631,7 @@ fn region_for_number(country_code: u16, nsn: &str) -> Option<&'static Metadata> 
 }
 
 /// `getNumberTypeHelper`; `None` is libphonenumber's UNKNOWN, i.e. not a valid number.
-fn number_kind(meta: &Metadata, nsn: &str) -> Option<NumberKind> {
+fn number_kind(meta: &'static Metadata, nsn: &str) -> Option<NumberKind> {
     let d = meta.descriptors();
     let general = general_lengths(meta);
     if !general.national.contains(&length_u16(nsn))
@@ -654,8 +654,13 @@ fn number_kind(meta: &Metadata, nsn: &str) -> Option<NumberKind> {
     }
     let same_pattern = match (d.fixed_line(), d.mobile()) {
         (Some(fixed), Some(mobile)) => {
-            without_whitespace(fixed.national_number().as_str())
-                == without_whitespace(mobile.national_number().as_str())
+            let (fixed, mobile) = (
+                fixed.national_number().as_str(),
+                mobile.national_number().as_str(),
+            );
+            // The same text (the US's: kilobytes) is one memory compare; only texts that
+            // differ are compared again without their layout whitespace.
+            fixed == mobile || without_whitespace(fixed).eq(without_whitespace(mobile))
         }
         (None, None) => true,
         _ => false,
@@ -673,7 +678,7 @@ fn number_kind(meta: &Metadata, nsn: &str) -> Option<NumberKind> {
 }
 
 /// `isNumberMatchingDesc`: a possible length (when the type lists any) and a whole match.
-fn matches_desc(desc: Option<&Descriptor>, nsn: &str) -> bool {
+fn matches_desc(desc: Option<&'static Descriptor>, nsn: &str) -> bool {
     desc.is_some_and(|desc| {
         (desc.possible_length().is_empty() || desc.possible_length().contains(&length_u16(nsn)))
             && full_match(desc.national_number().as_str(), nsn)
@@ -828,14 +833,21 @@ struct Compiled {
     captures: Captures,
 }
 
-static COMPILED: LazyLock<Mutex<HashMap<String, Arc<Compiled>>>> =
+/// Compiled patterns by where the metadata keeps their text (patterns are `'static`, so an
+/// address is never reused for another one) and whether the match is whole: finding one costs
+/// no copy and no hash of a pattern's text (the US patterns run to kilobytes).
+type Key = (usize, usize, bool);
+
+static COMPILED: LazyLock<Mutex<HashMap<Key, Arc<Compiled>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn compiled(source: String) -> Arc<Compiled> {
+fn compiled(pattern: &'static str, whole: bool) -> Arc<Compiled> {
+    let key = (pattern.as_ptr() as usize, pattern.len(), whole);
     let mut cache = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(found) = cache.get(&source) {
+    if let Some(found) = cache.get(&key) {
         return Arc::clone(found);
     }
+    let source = anchored(pattern, whole);
     let regex = DATABASE
         .cache()
         .lock()
@@ -863,7 +875,7 @@ fn compiled(source: String) -> Arc<Compiled> {
             captures: Box::new(|_: &str| None),
         },
     });
-    cache.insert(source, Arc::clone(&entry));
+    cache.insert(key, Arc::clone(&entry));
     entry
 }
 
@@ -877,21 +889,21 @@ fn anchored(pattern: &str, whole: bool) -> String {
 }
 
 /// Java's `matcher.matches()`.
-fn full_match(pattern: &str, text: &str) -> bool {
-    (compiled(anchored(pattern, true)).is_match)(text)
+fn full_match(pattern: &'static str, text: &str) -> bool {
+    (compiled(pattern, true).is_match)(text)
 }
 
-fn whole_captures(pattern: &str, text: &str) -> Option<Spans> {
-    (compiled(anchored(pattern, true)).captures)(text)
+fn whole_captures(pattern: &'static str, text: &str) -> Option<Spans> {
+    (compiled(pattern, true).captures)(text)
 }
 
 /// Java's `matcher.lookingAt()`, with its groups.
-fn prefix_captures(pattern: &str, text: &str) -> Option<Spans> {
-    (compiled(anchored(pattern, false)).captures)(text)
+fn prefix_captures(pattern: &'static str, text: &str) -> Option<Spans> {
+    (compiled(pattern, false).captures)(text)
 }
 
 /// Where a `lookingAt()` match ends.
-fn prefix_end(pattern: &str, text: &str) -> Option<usize> {
+fn prefix_end(pattern: &'static str, text: &str) -> Option<usize> {
     prefix_captures(pattern, text)?
         .first()
         .copied()
@@ -918,8 +930,8 @@ fn expand(rule: &str, groups: &Spans, text: &str) -> String {
     out
 }
 
-fn without_whitespace(pattern: &str) -> String {
-    pattern.chars().filter(|c| !c.is_whitespace()).collect()
+fn without_whitespace(pattern: &str) -> impl Iterator<Item = char> + '_ {
+    pattern.chars().filter(|c| !c.is_whitespace())
 }
 
 fn length_u16(digits: &str) -> u16 {
