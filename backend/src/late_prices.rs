@@ -1,8 +1,8 @@
 //! Prices Twilio reports late. A status callback carries no price, and Twilio often fills a
 //! message's `price` minutes after it left, so every minute one instance (a periodic job) asks
-//! Twilio for the messages it took at least [`SETTLE`] ago that have no price yet, at most
-//! [`BATCH`] a run and [`CONCURRENCY`] at a time, each at most once an hour and for
-//! [`GIVE_UP`] after sending. A message that ended `failed` gets Twilio's failed-message fee
+//! Twilio for the messages it took at least [`SETTLE`] ago that have no price yet, in batches
+//! of [`BATCH`] (up to [`BATCHES`] a run, while there are that many due), [`CONCURRENCY`] at a
+//! time, each at most once an hour and for [`GIVE_UP`] after sending. A message that ended `failed` gets Twilio's failed-message fee
 //! this way where Twilio charges one.
 //!
 //! A run marks the messages it takes before asking, so a run that outlasts its minute and the
@@ -29,9 +29,12 @@ const MINUTE: i64 = 60_000_000;
 pub const SETTLE: i64 = 2 * MINUTE;
 /// How long smsdesk keeps asking.
 pub const GIVE_UP: i64 = 7 * 24 * 60 * MINUTE;
-/// Most messages asked about per run: at [`CONCURRENCY`] requests answered in about 150 ms
-/// each, a run asks for 3,000 in about 45 s, so 50 messages a second sent all day are priced.
+/// Messages taken at once: at [`CONCURRENCY`] requests answered in about 150 ms each, Twilio
+/// answers 3,000 in about 45 s.
 pub const BATCH: i64 = 3_000;
+/// Batches a run takes back to back while each finds a full batch due: a run catches up with
+/// up to 30,000 messages (a minute of 500 a second), however long Twilio takes to answer them.
+pub const BATCHES: usize = 10;
 /// Requests to Twilio at once (Twilio's default limit is 100 concurrent per account; sending
 /// needs the rest).
 pub const CONCURRENCY: usize = 10;
@@ -67,7 +70,34 @@ pub async fn run(
     if !crate::retention::claim(db, JOB, now, PERIOD).await? {
         return Ok(None);
     }
-    fetch(db, provider, fallback, now).await.map(Some)
+    catch_up(db, provider, fallback, now, BATCH, BATCHES)
+        .await
+        .map(Some)
+}
+
+/// Takes up to `batches` batches of `batch` messages back to back, while each finds a full
+/// batch due and Twilio answers (see the module).
+pub async fn catch_up(
+    db: &Db,
+    provider: &Provider,
+    fallback: Option<&Provider>,
+    now: i64,
+    batch: i64,
+    batches: usize,
+) -> Result<Fetched, DbError> {
+    let mut total = Fetched::default();
+    for _ in 0..batches {
+        let done = fetch_batch(db, provider, fallback, now, batch).await?;
+        total.asked += done.asked;
+        total.priced += done.priced;
+        total.gone += done.gone;
+        total.skipped += done.skipped;
+        let taken = i64::try_from(done.asked + done.skipped).unwrap_or(i64::MAX);
+        if taken < batch || done.skipped > 0 {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// What one question to Twilio gave.
@@ -82,12 +112,22 @@ enum Answer {
 }
 
 /// Asks the provider that carried each message still without a price for it (see the module):
-/// the primary, or the `fallback` for what it carried.
+/// the primary, or the `fallback` for what it carried; one batch of [`BATCH`].
 pub async fn fetch(
     db: &Db,
     provider: &Provider,
     fallback: Option<&Provider>,
     now: i64,
+) -> Result<Fetched, DbError> {
+    fetch_batch(db, provider, fallback, now, BATCH).await
+}
+
+async fn fetch_batch(
+    db: &Db,
+    provider: &Provider,
+    fallback: Option<&Provider>,
+    now: i64,
+    batch: i64,
 ) -> Result<Fetched, DbError> {
     let due: Vec<(i64, String, Option<String>)> = {
         let _turn = db.write_turn().await;
@@ -104,7 +144,7 @@ pub async fn fetch(
         .bind(now - SETTLE)
         .bind(now - GIVE_UP)
         .bind(now - 60 * MINUTE)
-        .bind(BATCH)
+        .bind(batch)
         .fetch_all(pool)
         .await?)
     };

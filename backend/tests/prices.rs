@@ -290,3 +290,25 @@ async fn a_run_stops_asking_when_twilio_stops_answering(db: Db) {
     assert_eq!((hour.asked, hour.priced), (stormy.asked, stormy.asked));
 }
 on_both!(a_run_stops_asking_when_twilio_stops_answering);
+
+async fn a_run_catches_up_batch_after_batch_until_none_is_full(db: Db) {
+    let fake = FakeTwilio::start().await;
+    let provider = twilio(&fake);
+    let t0 = now_micros();
+    let sids = send_many(&db, &fake, 130, t0).await;
+    for sid in &sids {
+        fake.set_price(sid, "-0.00830", "USD");
+    }
+    // Batches of 50, at most two: 100 priced, the rest left for the next run.
+    let capped = backend::late_prices::catch_up(&db, &provider, None, t0 + 3 * MINUTE, 50, 2)
+        .await
+        .expect("db");
+    assert_eq!((capped.asked, capped.priced), (100, 100));
+    // Ten allowed: the third batch holds 30 (not full), and the run ends there.
+    let rest = backend::late_prices::catch_up(&db, &provider, None, t0 + 4 * MINUTE, 50, 10)
+        .await
+        .expect("db");
+    assert_eq!((rest.asked, rest.priced), (30, 30));
+    assert_eq!(fake.fetches().await, 130, "each asked about once");
+}
+on_both!(a_run_catches_up_batch_after_batch_until_none_is_full);
