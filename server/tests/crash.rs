@@ -19,6 +19,11 @@ use serde_json::json;
 
 const MESSAGES: usize = 2_000;
 
+/// These tests start real `smsdesk` processes (up to three at once) and judge their timing by a
+/// fake Twilio's clock; run side by side on a small machine they starve each other's processes
+/// for CPU. One at a time (each test's runtime is its own, so the lock is tokio's).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn start(database_url: &str, fake: &str, port: u16, timeout_seconds: u32) -> Child {
     backend::testing::instance::start(
         env!("CARGO_BIN_EXE_smsdesk"),
@@ -67,6 +72,7 @@ async fn database(name: &str) -> (std::path::PathBuf, String, Db, String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_batch_then_restart_sends_every_message_exactly_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let fake = FakeTwilio::start_with_delay(Duration::from_millis(15)).await;
     // The database, an API key, limits far away: prepared before the first start.
     let (dir, url, db, key_id, secret) = database("crash").await;
@@ -156,6 +162,7 @@ fn busiest(arrivals: &mut [i64], window: i64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_one_killed_send_every_message_once_within_the_limit() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const TOTAL: usize = 3_000;
     const PER_SECOND: u32 = 300;
     let fake = FakeTwilio::start_with_delay(Duration::from_millis(15)).await;
@@ -248,6 +255,7 @@ async fn three_instances_one_killed_send_every_message_once_within_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_send_in_flight_finish_and_record_it() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // Twilio takes 2 s to answer: SIGTERM arrives while the request is out.
     let fake = FakeTwilio::start_with_delay(Duration::from_secs(2)).await;
     let (dir, url, db, key_id, secret) = database("sigterm").await;
