@@ -82,6 +82,13 @@ async fn send(db: &Db, to: &str, body: &str, now: i64) -> MessageView {
         .expect("accepted")
 }
 
+/// One run of the late-price job at `at` (one batch), through the primary only.
+async fn fetch_at(db: &Db, provider: &Provider, at: i64) -> backend::late_prices::Fetched {
+    backend::late_prices::fetch(db, provider, None, at)
+        .await
+        .expect("db")
+}
+
 async fn price_of(db: &Db, sid: &str) -> Option<i64> {
     outbox::find(db, &key(), sid)
         .await
@@ -128,16 +135,12 @@ async fn prices_come_from_callbacks_and_from_a_late_fetch(db: Db) {
     .expect("recorded");
     assert_eq!(price_of(&db, &by_callback.sid).await, Some(8_300));
     // Too early: nothing is asked before the message has had time to settle.
-    let early = backend::late_prices::fetch(&db, &provider, None, t0 + MINUTE)
-        .await
-        .expect("db");
+    let early = fetch_at(&db, &provider, t0 + MINUTE).await;
     assert_eq!(early.asked, 0);
     // Twilio fills the others' prices later; one in euros.
     fake.set_price(&twilio_sid(&by_fetch).await, "-0.01660", "USD");
     fake.set_price(&twilio_sid(&in_euros).await, "-0.00770", "EUR");
-    let later = backend::late_prices::fetch(&db, &provider, None, t0 + 3 * MINUTE)
-        .await
-        .expect("db");
+    let later = fetch_at(&db, &provider, t0 + 3 * MINUTE).await;
     assert_eq!((later.asked, later.priced), (2, 1));
     assert_eq!(price_of(&db, &by_fetch.sid).await, Some(16_600));
     assert_eq!(
@@ -146,9 +149,7 @@ async fn prices_come_from_callbacks_and_from_a_late_fetch(db: Db) {
         "never mixed with dollars"
     );
     // Asked at most once an hour: a minute later nothing is asked again.
-    let again = backend::late_prices::fetch(&db, &provider, None, t0 + 4 * MINUTE)
-        .await
-        .expect("db");
+    let again = fetch_at(&db, &provider, t0 + 4 * MINUTE).await;
     assert_eq!(again.asked, 0);
     // The reported prices reach the totals the spend page reads.
     let day = t0 - t0.rem_euclid(86_400_000_000);
@@ -180,9 +181,7 @@ async fn the_simulator_charges_the_price_table(db: Db) {
     assert_eq!(w.try_execute_task(t0).await.expect("step").sent, 1);
     // Not priced until it has left (the simulator posts "sent" after its delay).
     sim.post_due(t0 + 10 * MINUTE).await;
-    let fetched = backend::late_prices::fetch(&db, &provider, None, t0 + 10 * MINUTE)
-        .await
-        .expect("db");
+    let fetched = fetch_at(&db, &provider, t0 + 10 * MINUTE).await;
     assert_eq!((fetched.asked, fetched.priced), (1, 1));
     // Two segments at the US price.
     assert_eq!(price_of(&db, &m.sid).await, Some(16_600));
@@ -229,9 +228,7 @@ async fn a_run_prices_a_busy_minute_and_forgets_what_twilio_deleted(db: Db) {
     // Two Twilio no longer holds (deleted through its API, or redacted).
     fake.forget(&sids[238]);
     fake.forget(&sids[239]);
-    let run = backend::late_prices::fetch(&db, &provider, None, t0 + 3 * MINUTE)
-        .await
-        .expect("db");
+    let run = fetch_at(&db, &provider, t0 + 3 * MINUTE).await;
     assert_eq!(
         run,
         backend::late_prices::Fetched {
@@ -243,9 +240,7 @@ async fn a_run_prices_a_busy_minute_and_forgets_what_twilio_deleted(db: Db) {
     );
     assert_eq!(fake.fetches().await, 240, "each asked about once");
     // Two hours on, the two gone ones are not asked about again (nothing else is left).
-    let later = backend::late_prices::fetch(&db, &provider, None, t0 + 123 * MINUTE)
-        .await
-        .expect("db");
+    let later = fetch_at(&db, &provider, t0 + 123 * MINUTE).await;
     assert_eq!(later, backend::late_prices::Fetched::default());
     assert_eq!(fake.fetches().await, 240);
     // They stay on the spend page's list of unpriced messages.
@@ -266,9 +261,7 @@ async fn a_run_stops_asking_when_twilio_stops_answering(db: Db) {
         fake.set_price(sid, "-0.00830", "USD");
     }
     fake.storm(Some(Storm::Unavailable));
-    let stormy = backend::late_prices::fetch(&db, &provider, None, t0 + 3 * MINUTE)
-        .await
-        .expect("db");
+    let stormy = fetch_at(&db, &provider, t0 + 3 * MINUTE).await;
     // Five failures in a row stop it; those already under way (ten at a time) finish.
     assert_eq!(stormy.priced, 0);
     assert!(
@@ -280,13 +273,9 @@ async fn a_run_stops_asking_when_twilio_stops_answering(db: Db) {
     // Twilio answers again: the next run (a minute later) asks the ones it skipped; the failed
     // ones wait for their hour.
     fake.storm(None);
-    let next = backend::late_prices::fetch(&db, &provider, None, t0 + 4 * MINUTE)
-        .await
-        .expect("db");
+    let next = fetch_at(&db, &provider, t0 + 4 * MINUTE).await;
     assert_eq!((next.asked, next.priced), (stormy.skipped, stormy.skipped));
-    let hour = backend::late_prices::fetch(&db, &provider, None, t0 + 64 * MINUTE)
-        .await
-        .expect("db");
+    let hour = fetch_at(&db, &provider, t0 + 64 * MINUTE).await;
     assert_eq!((hour.asked, hour.priced), (stormy.asked, stormy.asked));
 }
 on_both!(a_run_stops_asking_when_twilio_stops_answering);
